@@ -1,0 +1,138 @@
+"""Command line: ``python -m condiff {train,sample,evaluate} ...`` (``--help`` on each).
+
+    python -m condiff train time_sum --out runs/time_sum
+    python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
+    python -m condiff evaluate --weights weights/time_sum --split new_test
+
+``--labels`` takes objects separated by commas and scenes by semicolons:
+``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
+object lists, the format of i-CLEVR's ``test.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import WEIGHTS_DIR
+
+
+def _cases(args) -> list[list[str]] | None:
+    from .data.iclevr import load_split
+    from .data.labels import parse_objects
+
+    if args.labels and args.labels_file:
+        raise SystemExit("error: give --labels or --labels-file, not both")
+    if args.labels_file:
+        return load_split(Path(args.labels_file))
+    if args.labels:
+        return [parse_objects(scene) for scene in args.labels.split(";") if scene.strip()]
+    return None
+
+
+def _pipeline(args):
+    from .pipeline import load_pipeline, make_scheduler
+
+    pipe = load_pipeline(args.weights)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    return pipe
+
+
+def cmd_train(args) -> None:
+    if args.recipe == "evaluator":
+        from .evaluate import train_evaluator
+
+        out = args.out or "runs/evaluator"
+        summary = train_evaluator(out, steps=args.max_steps or 1000, seed=args.seed or 0)
+    else:
+        from .recipes import get_recipe
+        from .train import train
+
+        recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size)
+        out = args.out or f"runs/{recipe.name}"
+        summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after)
+    print(f"saved to {out}: {summary}")
+
+
+def cmd_sample(args) -> None:
+    import torch
+
+    from .plotting import image_grid
+
+    pipe = _pipeline(args)
+    cases = _cases(args)
+    generator = torch.Generator().manual_seed(args.seed)
+    kwargs = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, generator=generator)
+    if pipe.label_encoder is None:
+        images = pipe(batch_size=args.num_images, **kwargs).images
+        captions = None
+    else:
+        if cases is None:
+            raise SystemExit("error: this model is conditional: give --labels or --labels-file")
+        images = pipe(cases, num_images_per_label=args.num_images, **kwargs).images
+        captions = [", ".join(c) for c in cases for _ in range(args.num_images)]
+    image_grid(images, captions, ncols=min(8, len(images))).savefig(args.out, dpi=150, bbox_inches="tight")
+    print(f"wrote {len(images)} images to {args.out}")
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate, load_evaluator
+
+    pipe = _pipeline(args)
+    split = Path(args.labels_file) if args.labels_file else args.split
+    result = evaluate(pipe, split, guidance_scale=args.guidance_scale, num_inference_steps=args.steps,
+                      seed=args.seed, evaluator=load_evaluator(args.evaluator), progress=True)
+    print(f"split: {split}  sampler: {result['scheduler']} x {result['steps']}  guidance: {args.guidance_scale}")
+    print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
+    print(f"accuracy: {result['accuracy']:.3f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import SCHEDULERS
+    from .recipes import RECIPES
+
+    parser = argparse.ArgumentParser(prog="python -m condiff", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a recipe (or the evaluator) into a folder; resumes if it exists")
+    p.add_argument("recipe", choices=[*RECIPES, "evaluator"])
+    p.add_argument("--out", help="output folder (default runs/RECIPE); never write over weights/ by accident")
+    p.add_argument("--max-steps", type=int, help="total optimiser steps (default: the recipe's)")
+    p.add_argument("--stop-after", type=int, help="stop this call after N steps; run again to resume")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, helptext in [("sample", cmd_sample, "draw images and save a captioned grid"),
+                                 ("evaluate", cmd_evaluate, "generate a split and print its accuracy")]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--weights", required=True, help=f"a pipeline folder, e.g. {WEIGHTS_DIR.name}/time_sum")
+        p.add_argument("--labels-file", help="JSON list of object lists, like i-CLEVR's test.json")
+        p.add_argument("--scheduler", choices=list(SCHEDULERS), default="ddim")
+        p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+        p.add_argument("--guidance-scale", type=float, default=1.0)
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=func)
+        if name == "sample":
+            p.add_argument("--labels", help='objects by commas, scenes by semicolons: "red cube,blue sphere;gray cube"')
+            p.add_argument("--num-images", type=int, default=1, help="images per scene (or in all, unconditional)")
+            p.add_argument("--out", default="samples.png")
+        else:
+            p.add_argument("--split", default="test", help="test, new_test or single (default test)")
+            p.add_argument("--evaluator", help="classifier folder (default weights/evaluator)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

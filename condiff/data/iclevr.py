@@ -1,0 +1,167 @@
+"""i-CLEVR's on-disk format, the committed evaluation splits, and one loader for both.
+
+An i-CLEVR folder holds:
+
+    objects.json     {"gray cube": 0, ..., "yellow cylinder": 23}
+    train.json       {"CLEVR_train_000000_0.png": ["red cube", "blue sphere"], ...}
+    test.json        [["gray cube"], ["red sphere", "cyan cylinder"], ...]   (seen combinations)
+    new_test.json    [...]                                                      (unseen combinations)
+    images/          the PNGs named in train.json
+
+``write_iclevr_folder`` renders the built-in scenes into that layout, and ``ICLEVRDataset`` reads
+either it or the real i-CLEVR folder (images resized to the model's size), so a reader who has
+the real data changes one path. The splits every score in this repository uses are committed
+in ``condiff/data/splits/``: ``test`` holds combinations seen in training, ``new_test``
+combinations that training never shows (``ProceduralScenes(exclude=...)`` leaves them out), and
+``single`` each of the 24 objects alone, twice (notebook 2).
+"""
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .labels import MAX_OBJECTS, OBJECT_TO_INDEX, OBJECTS, names_to_multihot
+from .scenes import random_objects, render_scene, to_tensor
+
+SPLITS_DIR = Path(__file__).parent / "splits"
+SPLITS = ("test", "new_test", "single")
+
+
+# ---------------------------------------------------------------------------------------------
+# The committed splits
+# ---------------------------------------------------------------------------------------------
+
+def make_splits(seed: int = 2024, num_cases: int = 64) -> dict[str, list[list[str]]]:
+    """Draw the evaluation splits (how ``splits/*.json`` were made; a test checks they match).
+
+    new_test: ``num_cases`` combinations of 2 or 3 objects, half of each, excluded from training.
+    test: ``num_cases`` scenes of 1-3 objects whose combinations training does show.
+    """
+    rng = np.random.default_rng(seed)
+    pairs = [list(c) for c in combinations(OBJECTS, 2)]
+    triples = [list(c) for c in combinations(OBJECTS, 3)]
+    new_test = [pairs[i] for i in rng.choice(len(pairs), num_cases // 2, replace=False)]
+    new_test += [triples[i] for i in rng.choice(len(triples), num_cases - num_cases // 2, replace=False)]
+    held_out = {frozenset(c) for c in new_test}
+    test = [random_objects(rng, MAX_OBJECTS, exclude=held_out) for _ in range(num_cases)]
+    single = [[name] for name in OBJECTS] * 2
+    return {"test": test, "new_test": new_test, "single": single}
+
+
+def load_split(split: str | Path) -> list[list[str]]:
+    """A split by name (``test``, ``new_test``, ``single``) or a JSON file in ``test.json``'s format."""
+    path = SPLITS_DIR / f"{split}.json" if str(split) in SPLITS else Path(split)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no split file {path}; use one of {', '.join(SPLITS)} or a JSON list of object lists "
+            'like [["red cube"], ["blue sphere", "gray cylinder"]]'
+        )
+    cases = json.loads(path.read_text())
+    if not isinstance(cases, list) or not all(isinstance(c, list) for c in cases):
+        raise ValueError(f"{path} must hold a JSON list of object lists, like test.json")
+    for case in cases:
+        names_to_multihot(case)  # raises a clear ValueError on unknown names, duplicates, too many
+    return cases
+
+
+def held_out_combinations() -> set[frozenset[str]]:
+    """The new_test combinations: what training must never show."""
+    return {frozenset(c) for c in load_split("new_test")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The folder format
+# ---------------------------------------------------------------------------------------------
+
+def write_iclevr_folder(root: str | Path, num_train: int = 1000, size: int = 32, seed: int = 0) -> Path:
+    """Render ``num_train`` training scenes into i-CLEVR's layout, with the committed splits."""
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    exclude = held_out_combinations()
+    train = {}
+    for i in range(num_train):
+        objects = random_objects(rng, exclude=exclude)
+        name = f"CLEVR_train_{i:06d}_0.png"
+        image = render_scene(objects, rng, size)
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(root / "images" / name)
+        train[name] = objects
+    (root / "objects.json").write_text(json.dumps(OBJECT_TO_INDEX, indent=1))
+    (root / "train.json").write_text(json.dumps(train, indent=1))
+    for split in ("test", "new_test"):
+        (root / f"{split}.json").write_text(json.dumps(load_split(split)))
+    return root
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"missing {path.name} in {path.parent}: an i-CLEVR folder needs objects.json, train.json, "
+            "test.json, new_test.json and the training PNGs (see condiff.data.iclevr)"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+class ICLEVRDataset(torch.utils.data.Dataset):
+    """Images and multi-hot labels from an i-CLEVR folder (the real one or ``write_iclevr_folder``'s).
+
+    ``split="train"`` yields ``(image (3, size, size) in [-1, 1], label (24,))``; ``test`` and
+    ``new_test`` have no images, only labels. The real i-CLEVR keeps its PNGs next to the JSON
+    files in a folder named ``iclevr``: pass ``image_dir`` if yours is elsewhere. All training
+    images are decoded once, resized to ``size`` and kept in memory (18k i-CLEVR images at 32x32:
+    55 MB), and ``batch`` draws seeded batches like ``ProceduralScenes.batch``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", size: int = 32, image_dir: str | Path | None = None):
+        self.root, self.split, self.size = Path(root), split, size
+        if split not in ("train", "test", "new_test"):
+            raise ValueError(f"unknown split {split!r}; allowed: train, test, new_test")
+        objects = _read_json(self.root / "objects.json")
+        if sorted(objects, key=objects.get) != list(OBJECTS):
+            raise ValueError(f"{self.root / 'objects.json'} does not hold i-CLEVR's 24 objects in their order")
+        self.num_labels = len(OBJECTS)
+        data = _read_json(self.root / f"{split}.json")
+        if split == "train":
+            self.files, self.cases = list(data), list(data.values())
+            folder = Path(image_dir) if image_dir else next(
+                (self.root / d for d in ("images", "iclevr") if (self.root / d).is_dir()), self.root / "images"
+            )
+            self.images = torch.stack([self._load_image(folder / f) for f in self.files])  # (N, 3, size, size)
+        else:
+            self.files, self.cases, self.images = [], data, None
+        self.labels = torch.stack([names_to_multihot(c) for c in self.cases])  # (N, 24)
+
+    def _load_image(self, path: Path) -> torch.Tensor:
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path.name} listed in train.json is missing from {path.parent}")
+        image = Image.open(path).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        return to_tensor(np.asarray(image, dtype=np.float32)[None] / 255.0)[0]
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i):
+        if self.images is None:
+            return self.labels[i]
+        return self.images[i], self.labels[i]
+
+    def batch(self, step: int, batch_size: int, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.images is None:
+            raise ValueError(f"the {self.split} split has labels only; train on split='train'")
+        index = np.random.default_rng([0, step, rank]).integers(0, len(self), batch_size)
+        return self.images[index], self.labels[index]
+
+
+if __name__ == "__main__":  # regenerate the committed splits
+    SPLITS_DIR.mkdir(exist_ok=True)
+    for name, cases in make_splits().items():
+        (SPLITS_DIR / f"{name}.json").write_text(json.dumps(cases) + "\n")
+    (SPLITS_DIR / "objects.json").write_text(json.dumps(OBJECT_TO_INDEX, indent=1) + "\n")

@@ -1,0 +1,184 @@
+"""Scoring generated scenes: a multi-label classifier and i-CLEVR's top-k accuracy.
+
+The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes with
+``python -m condiff train evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
+contain k objects, take the classifier's k most likely labels and count how many were asked
+for; accuracy = hits / all objects asked. ``evaluate(pipe, "new_test")`` generates the split's
+scenes and scores them. Notebook 3 walks through it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import WEIGHTS_DIR
+from .data.iclevr import load_split
+from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
+from .data.scenes import ProceduralScenes
+from .pipeline import make_scheduler, to_numpy_images
+
+
+# ---------------------------------------------------------------------------------------------
+# The classifier
+# ---------------------------------------------------------------------------------------------
+
+class SceneClassifier(ModelMixin, ConfigMixin):
+    """Images ``(B, 3, H, W)`` in [-1, 1] -> label logits ``(B, num_labels)``: three conv stages."""
+
+    @register_to_config
+    def __init__(self, num_labels: int = NUM_LABELS, width: int = 32, image_size: int = 32):
+        super().__init__()
+
+        def stage(c_in, c_out):
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(),
+                nn.MaxPool2d(2),
+            )
+
+        w = width
+        self.features = nn.Sequential(stage(3, w), stage(w, 2 * w), stage(2 * w, 4 * w))  # 32 -> 4
+        self.head = nn.Linear(4 * w, num_labels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.features(images)  # (B, 4w, H/8, W/8)
+        return self.head(features.amax(dim=(2, 3)))  # max-pool: "is this object anywhere?"
+
+
+def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
+    path = Path(path) if path is not None else WEIGHTS_DIR / "evaluator"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no evaluator at {path}: expected config.json and diffusion_pytorch_model.safetensors "
+            "(the repository ships them in weights/evaluator; `python -m condiff train evaluator` remakes them)"
+        )
+    try:
+        return SceneClassifier.from_pretrained(path).eval()
+    except Exception as error:
+        raise OSError(f"could not load the evaluator in {path}: its files are missing or corrupted ({error})") from error
+
+
+def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
+                    seed: int = 0, progress: bool = True) -> dict:
+    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it."""
+    torch.manual_seed(seed)
+    model = SceneClassifier()
+    data = ProceduralScenes(seed=seed)  # no exclusions: the judge must know every combination
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    start = time.perf_counter()
+    for step in tqdm(range(steps), desc="evaluator", disable=not progress, mininterval=10):
+        images, labels = data.batch(step, batch_size)
+        g = torch.Generator().manual_seed(seed + step)
+        # Light noise so that slightly imperfect samples are still judged by their content.
+        images = images + torch.rand(batch_size, 1, 1, 1, generator=g) * 0.1 * torch.randn(images.shape, generator=g)
+        loss = F.binary_cross_entropy_with_logits(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    seconds = time.perf_counter() - start
+    model.eval()
+    accuracy = real_scene_accuracy(model, seed=seed + 1)
+    output_dir = Path(output_dir)
+    model.save_pretrained(output_dir)
+    summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed,
+               "command": f"python -m condiff train evaluator --max-steps {steps}"}
+    (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+@torch.no_grad()
+def real_scene_accuracy(model: SceneClassifier, n: int = 2048, seed: int = 1) -> float:
+    """The classifier's top-k accuracy on ``n`` fresh rendered scenes (a ceiling for samples)."""
+    data = ProceduralScenes(seed=10_000 + seed)
+    hits = total = 0
+    for step in range(n // 256):
+        images, labels = data.batch(step, 256)
+        h, t = topk_hits(model(images), labels)
+        hits, total = hits + h, total + t
+    return hits / total
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric
+# ---------------------------------------------------------------------------------------------
+
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """i-CLEVR's count: per image, how many of its k top-scored labels were asked for.
+
+    logits, labels: ``(B, L)``. Returns ``(hits, objects asked)``; accuracy is their ratio.
+    """
+    hits = 0
+    for scores, target in zip(logits, labels):
+        k = int(target.sum())
+        hits += int(target[scores.topk(k).indices].sum())
+    return hits, int(labels.sum())
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    hits, total = topk_hits(logits, labels)
+    return hits / total
+
+
+@torch.no_grad()
+def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | None = None) -> dict:
+    """Accuracy of ``images`` (PIL, array or tensor in [0, 1]) against the objects asked for."""
+    evaluator = evaluator if evaluator is not None else load_evaluator()
+    x = torch.from_numpy(to_numpy_images(images)).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+    size = evaluator.config.image_size
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    logits = evaluator(x.float())
+    labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
+    topk = torch.zeros_like(labels)
+    for i, (scores, target) in enumerate(zip(logits, labels)):
+        topk[i, scores.topk(int(target.sum())).indices] = 1
+    asked, found = labels.sum(0), (topk * labels).sum(0)
+    per_label = {OBJECTS[i]: float(found[i] / asked[i]) for i in range(len(OBJECTS)) if asked[i] > 0}
+    return {
+        "accuracy": float(found.sum() / asked.sum()),
+        "per_label": per_label,
+        "confidence": float(torch.sigmoid(logits).max(1).values.mean()),
+    }
+
+
+def evaluate(
+    pipeline,
+    split: str | Path = "test",
+    guidance_scale: float = 1.0,
+    scheduler: str | None = None,
+    num_inference_steps: int | None = None,
+    seed: int = 0,
+    evaluator: SceneClassifier | None = None,
+    progress: bool = False,
+) -> dict:
+    """Generate one image per case of ``split`` and score it; returns accuracy, images, timings.
+
+    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) swaps the sampler on a copy of the pipeline's
+    config; ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise.
+    """
+    cases = load_split(split)
+    if scheduler is not None:
+        pipeline.scheduler = make_scheduler(scheduler, pipeline.scheduler.config)
+    name = type(pipeline.scheduler).__name__
+    steps = num_inference_steps or (1000 if name == "DDPMScheduler" else 50)
+    pipeline.set_progress_bar_config(disable=not progress)
+    start = time.perf_counter()
+    images = pipeline(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
+                      generator=torch.Generator().manual_seed(seed), output_type="np").images
+    seconds = time.perf_counter() - start
+    result = score_images(images, cases, evaluator)
+    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=name, steps=steps,
+                  guidance_scale=guidance_scale)
+    return result

@@ -1,0 +1,162 @@
+"""The four denoisers, built from diffusers classes, and the label encoders that feed them.
+
+| mode              | UNet                                        | label encoder output             | notebook |
+|-------------------|---------------------------------------------|----------------------------------|----------|
+| unconditional     | ``UNet2DModel``                             | (none)                           | 1        |
+| cross_attention   | ``UNet2DConditionModel``                    | ``(B, 1, cross_attention_dim)``  | 2        |
+| time_sum          | ``UNet2DModel(class_embed_type="identity")``| ``(B, time_embed_dim)``          | 3, 5     |
+| concat            | ``UNet2DModel(in_channels=3 + num_labels)`` | ``(B, num_labels, H, W)``        | 4        |
+
+Labels are multi-hot (one-hot is the 1-object case) float tensors ``(B, num_labels)``; the all-zero
+vector is the *null label* used for classifier-free guidance (notebook 3). Every encoder is a
+``ModelMixin, ConfigMixin`` so that ``save_pretrained`` / ``from_pretrained`` carry it along with
+the UNet. ``predict_noise`` is the one place that knows how each mode reaches the UNet.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel, UNet2DModel
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from .data.labels import OBJECTS, check_label_tensor
+
+MODES = ("unconditional", "cross_attention", "time_sum", "concat")
+
+
+class LabelEncoder(ModelMixin, ConfigMixin):
+    """Multi-hot labels ``(B, num_labels)`` -> the conditioning the UNet of ``mode`` expects.
+
+    - ``cross_attention``: a 2-layer MLP to ``out_dim`` = ``cross_attention_dim``, returned as a
+      sequence of length 1, ``(B, 1, out_dim)``, for the UNet's cross-attention layers;
+    - ``time_sum``: the same MLP to ``out_dim`` = ``time_embed_dim``, ``(B, out_dim)``, which the
+      UNet adds to its timestep embedding (``class_embed_type="identity"``);
+    - ``concat``: no weights; label maps broadcast over the image, ``(B, num_labels, H, W)``.
+
+    ``label_names`` and ``max_objects`` travel in the config so a saved pipeline knows its
+    vocabulary ("red cube", ...) and how many objects a scene may have.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        mode: str = "time_sum",
+        num_labels: int = len(OBJECTS),
+        out_dim: int = 128,
+        image_size: int = 32,
+        label_names: Sequence[str] = OBJECTS,
+        max_objects: int = 3,
+    ):
+        super().__init__()
+        if mode not in ("cross_attention", "time_sum", "concat"):
+            raise ValueError(f"unknown label encoder mode {mode!r}; allowed: cross_attention, time_sum, concat")
+        if len(label_names) != num_labels:
+            raise ValueError(f"{len(label_names)} label names for {num_labels} labels")
+        if mode == "concat":
+            self.mlp = None
+        else:
+            self.mlp = nn.Sequential(nn.Linear(num_labels, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = check_label_tensor(labels, self.config.num_labels).to(self.device, self.dtype)
+        if self.config.mode == "concat":
+            size = self.config.image_size
+            return labels[:, :, None, None].expand(-1, -1, size, size)  # (B, L, H, W)
+        embedding = self.mlp(labels)  # (B, out_dim)
+        if self.config.mode == "cross_attention":
+            return embedding[:, None, :]  # (B, 1, out_dim): a "sentence" of one token
+        return embedding
+
+    @property
+    def device(self) -> torch.device:  # the concat encoder has no parameters to ask
+        return next(self.parameters()).device if self.mlp is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype if self.mlp is not None else torch.float32
+
+
+def build_models(
+    mode: str,
+    image_size: int = 32,
+    block_out_channels: Sequence[int] = (32, 64, 64),
+    layers_per_block: int = 1,
+    num_labels: int = len(OBJECTS),
+    cross_attention_dim: int = 64,
+    label_names: Sequence[str] = OBJECTS,
+    max_objects: int = 3,
+) -> tuple[nn.Module, LabelEncoder | None]:
+    """Return ``(unet, label_encoder)`` for ``mode``; the encoder is ``None`` when unconditional.
+
+    All modes share one UNet layout (the same widths and depth), with self-attention at the
+    lowest resolution, so notebooks compare conditioning methods and nothing else.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    channels = tuple(block_out_channels)
+    common = dict(
+        sample_size=image_size,
+        out_channels=3,
+        block_out_channels=channels,
+        layers_per_block=layers_per_block,
+        norm_num_groups=8,
+    )
+    down = ("DownBlock2D",) * (len(channels) - 1) + ("AttnDownBlock2D",)
+    up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1)
+    time_embed_dim = channels[0] * 4
+    encoder_args = dict(num_labels=num_labels, image_size=image_size, label_names=list(label_names),
+                        max_objects=max_objects)
+
+    if mode == "unconditional":
+        return UNet2DModel(in_channels=3, down_block_types=down, up_block_types=up,
+                           attention_head_dim=8, **common), None
+    if mode == "time_sum":
+        unet = UNet2DModel(in_channels=3, down_block_types=down, up_block_types=up,
+                           attention_head_dim=8, class_embed_type="identity", **common)
+        return unet, LabelEncoder("time_sum", out_dim=time_embed_dim, **encoder_args)
+    if mode == "concat":
+        unet = UNet2DModel(in_channels=3 + num_labels, down_block_types=down, up_block_types=up,
+                           attention_head_dim=8, **common)
+        return unet, LabelEncoder("concat", out_dim=num_labels, **encoder_args)
+    # cross_attention: the lowest-resolution blocks (where the others have self-attention) and the
+    # middle block attend to the label token.
+    unet = UNet2DConditionModel(
+        in_channels=3,
+        down_block_types=("DownBlock2D",) * (len(channels) - 1) + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1),
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        **common,
+    )
+    return unet, LabelEncoder("cross_attention", out_dim=cross_attention_dim, **encoder_args)
+
+
+def predict_noise(
+    unet: nn.Module,
+    label_encoder: LabelEncoder | None,
+    sample: torch.Tensor,
+    timestep: torch.Tensor,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The denoiser's output for noisy ``sample`` ``(B, 3, H, W)`` at ``timestep``, given ``labels``.
+
+    This is the only function that knows how each conditioning mode reaches the UNet.
+    """
+    if label_encoder is None:
+        return unet(sample, timestep).sample
+    if labels is None:
+        raise ValueError("this model is conditional: pass labels (use zeros for the null label)")
+    condition = label_encoder(labels)
+    mode = getattr(label_encoder, "module", label_encoder).config.mode  # DDP wraps it in .module
+    if mode == "cross_attention":
+        return unet(sample, timestep, encoder_hidden_states=condition.to(sample.dtype)).sample
+    if mode == "time_sum":
+        return unet(sample, timestep, class_labels=condition.to(sample.dtype)).sample
+    return unet(torch.cat([sample, condition.to(sample)], dim=1), timestep).sample
+
+
+def count_parameters(*modules: nn.Module | None) -> int:
+    return sum(p.numel() for m in modules if m is not None for p in m.parameters())

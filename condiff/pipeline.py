@@ -1,0 +1,162 @@
+"""``ConditionalDDPMPipeline``: one diffusers pipeline for every conditioning mode.
+
+It follows ``diffusers.DDPMPipeline`` (same ``__call__`` loop, ``randn_tensor``,
+``progress_bar``, ``ImagePipelineOutput``) and adds labels and classifier-free guidance:
+
+    pipe = load_pipeline("weights/time_sum")
+    pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
+    images = pipe(["red cube, blue sphere"], guidance_scale=2.0, num_inference_steps=50).images
+
+Notebook 1 writes the same loop by hand; notebook 3 explains guidance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    ImagePipelineOutput,
+)
+from diffusers.utils.torch_utils import randn_tensor
+
+from .data.labels import to_label_batch
+from .models import LabelEncoder, predict_noise
+
+SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+
+
+def make_scheduler(name: str, config) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
+    """A sampler named ``ddpm``, ``ddim`` or ``dpm++`` with the noise schedule of ``config``.
+
+    ``from_config`` keeps the keys the schedulers share (``beta_schedule``, ``num_train_timesteps``,
+    ``prediction_type``, ...) and fills the others with the new class's defaults.
+    """
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; allowed: {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[name].from_config(config)
+
+
+class ConditionalDDPMPipeline(DiffusionPipeline):
+    r"""Generate images from labels with a UNet, a label encoder and any diffusers scheduler.
+
+    Components: ``unet``, ``scheduler``, and ``label_encoder`` (``None`` for an unconditional
+    model, which then takes ``batch_size`` instead of labels).
+    """
+
+    model_cpu_offload_seq = "label_encoder->unet"
+    _optional_components = ["label_encoder"]
+
+    def __init__(self, unet, scheduler, label_encoder: LabelEncoder | None = None):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
+
+    def encode_labels(self, labels) -> torch.Tensor:
+        """Names, lists of names or a tensor -> checked multi-hot tensor ``(B, num_labels)``."""
+        config = self.label_encoder.config
+        return to_label_batch(labels, config.label_names, config.max_objects)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        labels: str | Sequence | torch.Tensor | None = None,
+        batch_size: int = 1,
+        num_images_per_label: int = 1,
+        guidance_scale: float = 1.0,
+        num_inference_steps: int = 1000,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[int, int, torch.Tensor], None] | None = None,
+    ) -> ImagePipelineOutput | tuple:
+        r"""
+        Args:
+            labels: one entry per image: ``"red cube, blue sphere"`` or ``["red cube", "blue sphere"]``,
+                or a multi-hot tensor ``(B, num_labels)``; all zeros is the null label.
+            batch_size: number of images for an unconditional model (ignored when labels are given).
+            num_images_per_label: images drawn for each entry of ``labels``.
+            guidance_scale: classifier-free guidance weight ``w`` in
+                ``eps = eps(null) + w * (eps(label) - eps(null))``; 1 is plain conditional sampling
+                (one UNet call per step), 0 ignores the labels.
+            num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++).
+            output_type: ``"pil"``, ``"np"`` (``(B, H, W, 3)`` in [0, 1]) or ``"pt"`` (``(B, 3, H, W)``).
+            callback_on_step_end: called as ``f(step_index, timestep, sample)`` after every step.
+        """
+        # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
+        if self.label_encoder is None:
+            if labels is not None:
+                raise ValueError("this pipeline is unconditional: pass batch_size, not labels")
+            cond = None
+        else:
+            if labels is None:
+                raise ValueError(
+                    "this pipeline is conditional: pass labels, e.g. ['red cube, blue sphere'] "
+                    f"(allowed names: {', '.join(self.label_encoder.config.label_names)})"
+                )
+            cond = self.encode_labels(labels).repeat_interleave(num_images_per_label, dim=0)
+            batch_size = cond.shape[0]
+            cond = cond.to(self.device)
+        use_guidance = cond is not None and guidance_scale != 1.0
+
+        # 2. Start from pure noise: (B, 3, H, W).
+        size = self.unet.config.sample_size
+        shape = (batch_size, 3, size, size)
+        image = randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
+
+        # 3. Denoise step by step.
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            model_input = self.scheduler.scale_model_input(image, t)
+            if use_guidance:  # one batched call for (null, label), then mix the two predictions
+                both = torch.cat([torch.zeros_like(cond), cond])
+                eps_null, eps_cond = predict_noise(
+                    self.unet, self.label_encoder, torch.cat([model_input] * 2), t, both
+                ).chunk(2)
+                noise_pred = eps_null + guidance_scale * (eps_cond - eps_null)
+            else:
+                noise_pred = predict_noise(self.unet, self.label_encoder, model_input, t, cond)
+            image = self.scheduler.step(noise_pred, t, image, generator=generator).prev_sample
+            if callback_on_step_end is not None:
+                callback_on_step_end(i, int(t), image)
+
+        # 4. [-1, 1] -> [0, 1] and the requested type.
+        image = (image / 2 + 0.5).clamp(0, 1)
+        if output_type == "pt":
+            output = image
+        else:
+            output = image.cpu().permute(0, 2, 3, 1).float().numpy()
+            if output_type == "pil":
+                output = self.numpy_to_pil(output)
+            elif output_type != "np":
+                raise ValueError(f"unknown output_type {output_type!r}; allowed: pil, np, pt")
+        if not return_dict:
+            return (output,)
+        return ImagePipelineOutput(images=output)
+
+
+def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
+    """``ConditionalDDPMPipeline.from_pretrained`` on a local folder, with clear errors."""
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no pipeline at {path}: expected a folder written by save_pretrained "
+            "(model_index.json, unet/, scheduler/ and, for conditional models, label_encoder/)"
+        )
+    try:
+        return ConditionalDDPMPipeline.from_pretrained(path, local_files_only=True, **kwargs)
+    except Exception as error:  # diffusers raises many kinds; say which folder is broken
+        raise OSError(f"could not load the pipeline in {path}: its files are missing or corrupted ({error})") from error
+
+
+def to_numpy_images(images) -> np.ndarray:
+    """PIL images, a ``(B, H, W, 3)`` array or a ``(B, 3, H, W)`` tensor -> ``(B, H, W, 3)`` floats."""
+    if isinstance(images, torch.Tensor):
+        return images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
+    if isinstance(images, np.ndarray):
+        return images
+    return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])

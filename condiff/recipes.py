@@ -1,0 +1,61 @@
+"""Training recipes, one per notebook: model + data + noise schedule + budget, in one place.
+
+    python -m condiff train time_sum            # the recipe of notebook 3
+    python -m condiff train time_sum --max-steps 200 --out runs/try
+
+Models that notebooks compare share one UNet size and one training budget, so each comparison
+changes one thing: 3 vs 4 the conditioning, 3 vs 5 the noise schedule.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    mode: str  # unconditional | cross_attention | time_sum | concat
+    notebook: str
+    max_objects: int = 3  # 1: one-hot single-object scenes (notebook 2)
+    beta_schedule: str = "linear"  # or "squaredcos_cap_v2", the cosine schedule (notebook 5)
+    image_size: int = 32
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    layers_per_block: int = 1
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    max_steps: int = 20_000
+    ema_decay: float = 0.9995  # reached gradually (EMA warm-up), so short runs still get a useful average
+    label_dropout: float = 0.1  # share of labels replaced by the null label: classifier-free guidance
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    mixed_precision: str = "bf16"  # used on a GPU only; CPU training stays in fp32
+    seed: int = 0
+    notes: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> "Recipe":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+RECIPES = {
+    r.name: r
+    for r in [
+        Recipe("unconditional", "unconditional", "01_unconditional_ddpm"),
+        Recipe("cross_attention", "cross_attention", "02_cross_attention_onehot", max_objects=1),
+        Recipe("time_sum", "time_sum", "03_time_sum_multilabel"),
+        Recipe("concat", "concat", "04_channel_concat"),
+        Recipe("time_sum_cosine", "time_sum", "05_cosine_schedule", beta_schedule="squaredcos_cap_v2"),
+        # A seconds-long recipe for tests and CI: tiny UNet, 16x16 scenes.
+        Recipe("tiny", "time_sum", "tests", image_size=16, block_out_channels=(8, 16), batch_size=8,
+               warmup_steps=2, max_steps=4, checkpoint_every=2),
+    ]
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; allowed: {', '.join(RECIPES)}")
+    return RECIPES[name]

@@ -1,0 +1,218 @@
+"""One training loop for every notebook and the CLI, built on Accelerate.
+
+The same code runs on a CPU, one GPU or several (``accelerate launch -m condiff train RECIPE``):
+
+    for step in range(max_steps):
+        x0, labels = data.batch(step)                     # (B, 3, H, W) in [-1, 1], (B, L)
+        labels[dropped] = 0                               # null label: classifier-free guidance
+        t, noise = random timesteps, N(0, I)
+        x_t = scheduler.add_noise(x0, noise, t)           # forward process, notebook 1
+        loss = mse(predict_noise(unet, encoder, x_t, t, labels), noise)
+        AdamW step (warm-up + cosine decay, gradient clipping), EMA update
+
+Everything random is drawn from ``(seed, step, process)``, so a run is reproducible and a
+resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_every`` steps
+the output folder gets ``checkpoint.pt`` (written to a temp file, then renamed), the EMA
+weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from .data.iclevr import held_out_combinations
+from .data.scenes import ProceduralScenes
+from .models import build_models, count_parameters, predict_noise
+from .pipeline import ConditionalDDPMPipeline
+from .recipes import Recipe, get_recipe
+
+
+def default_data(recipe: Recipe) -> ProceduralScenes:
+    """Fresh procedural scenes; the new_test combinations never appear."""
+    return ProceduralScenes(size=recipe.image_size, max_objects=recipe.max_objects,
+                            exclude=held_out_combinations(), seed=recipe.seed)
+
+
+def make_noise_scheduler(recipe: Recipe) -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train(
+    recipe: Recipe | str,
+    output_dir: str | Path,
+    data=None,
+    max_steps: int | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    progress: bool = True,
+    channels_last: bool = True,
+) -> dict:
+    """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
+
+    ``data`` is anything with ``batch(step, batch_size, rank)`` (default: procedural scenes).
+    ``resume`` continues from ``output_dir/checkpoint.pt`` when it exists. ``stop_after`` ends
+    this call after that many steps (the run can be resumed later), for time-boxed sessions.
+    """
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    recipe = recipe.with_overrides(max_steps=max_steps)
+    output_dir = Path(output_dir)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=recipe.mixed_precision if torch.cuda.is_available() else "no",
+    )
+    data = data if data is not None else default_data(recipe)
+    torch.manual_seed(recipe.seed)  # the initial weights
+
+    # 1. Model, noise schedule, optimiser, EMA.
+    label_names = getattr(data, "label_names", None)
+    unet, encoder = build_models(
+        recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
+        num_labels=data.num_labels, max_objects=recipe.max_objects,
+        **({"label_names": label_names} if label_names is not None else {}),
+    )
+    if channels_last:
+        unet = unet.to(memory_format=torch.channels_last)
+    noise_scheduler = make_noise_scheduler(recipe)
+    trainable = [m for m in (unet, encoder) if m is not None and count_parameters(m)]
+    params = [p for m in trainable for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
+    ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4)
+
+    # 2. Resume.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = output_dir / "checkpoint.pt"
+    start, history, seconds = 0, [], 0.0
+    if resume and ckpt_path.exists():
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            for module, key in zip(trainable, ("model_0", "model_1")):
+                module.load_state_dict(state[key])
+        except Exception as error:
+            raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") from error
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        ema.load_state_dict(state["ema"])
+        start, history, seconds = state["step"], state["history"], state["seconds"]
+
+    models = accelerator.prepare(*trainable)
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    optimizer, lr_schedule = accelerator.prepare(optimizer, lr_schedule)
+    run_unet = models[0]
+    run_encoder = models[1] if len(models) > 1 else encoder  # concat's encoder has no weights
+    ema.to(accelerator.device)
+
+    # 3. The loop.
+    rank, device = accelerator.process_index, accelerator.device
+    end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
+    bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
+               disable=not (progress and accelerator.is_main_process), mininterval=5)
+    tick = time.perf_counter()
+    for step in bar:
+        x0, labels = data.batch(step, recipe.batch_size, rank)  # (B, 3, H, W), (B, L)
+        g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step * 101 + rank)
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
+        drop = torch.rand(x0.shape[0], generator=g) < recipe.label_dropout
+        labels = labels * (~drop)[:, None]  # the null label is all zeros
+        x_t = noise_scheduler.add_noise(x0, noise, t)
+        if channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        x_t, noise, t, labels = x_t.to(device), noise.to(device), t.to(device), labels.to(device)
+
+        with accelerator.autocast():
+            pred = predict_noise(run_unet, run_encoder if encoder is not None else None, x_t, t,
+                                 labels if encoder is not None else None)
+        loss = F.mse_loss(pred.float(), noise)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, recipe.grad_clip)
+        optimizer.step()
+        lr_schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(params)
+
+        mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
+        history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0]})
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
+            seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
+            if accelerator.is_main_process:
+                _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
+                      noise_scheduler, encoder, accelerator.num_processes)
+            accelerator.wait_for_everyone()
+    bar.close()
+    return json.loads((output_dir / "training.json").read_text())
+
+
+def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
+          noise_scheduler, encoder, num_processes) -> None:
+    """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
+    state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
+    state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
+                 step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
+    _atomic_save(state, output_dir / "checkpoint.pt")
+
+    # The EMA weights, as a pipeline anyone can load: swap them in, save, swap back.
+    params = [p for m in trainable for p in m.parameters()]
+    ema.store(params)
+    ema.copy_to(params)
+    unet = trainable[0].to(memory_format=torch.contiguous_format)
+    ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
+    ema.restore(params)
+
+    _atomic_write_text(json.dumps(history) + "\n", output_dir / "history.json")
+    summary = {
+        "recipe": recipe.to_dict(),
+        "command": f"python -m condiff train {recipe.name} --max-steps {recipe.max_steps}",
+        "steps": step,
+        "images_seen": step * recipe.batch_size * num_processes,
+        "train_seconds": round(seconds, 1),
+        "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
+        "parameters": count_parameters(*trainable),
+        "hardware": hardware(),
+        "processes": num_processes,
+        "commit": git_commit(),
+        "torch": torch.__version__,
+        "seed": recipe.seed,
+    }
+    _atomic_write_text(json.dumps(summary, indent=1) + "\n", output_dir / "training.json")
