@@ -1,8 +1,9 @@
-"""Command line: ``python -m condiff {train,sample,evaluate} ...`` (``--help`` on each).
+"""Command line: ``python -m condiff {train,sample,evaluate,results} ...`` (``--help`` on each).
 
     python -m condiff train time_sum --out runs/time_sum
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
     python -m condiff evaluate --weights weights/time_sum --split new_test
+    python -m condiff results
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
@@ -87,6 +88,12 @@ def cmd_evaluate(args) -> None:
     print(f"accuracy: {result['accuracy']:.3f}")
 
 
+def cmd_results(args) -> None:
+    from .results import results_table, to_markdown
+
+    print(to_markdown(results_table(quick=args.quick)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import SCHEDULERS
     from .recipes import RECIPES
@@ -122,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--split", default="test", help="test, new_test or single (default test)")
             p.add_argument("--evaluator", help="classifier folder (default weights/evaluator)")
+    p = sub.add_parser("results", help="score every shipped model and print the Markdown results table")
+    p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50 (a smoke test)")
+    p.set_defaults(func=cmd_results)
     return parser
 
 

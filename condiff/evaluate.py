@@ -26,7 +26,6 @@ from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .data.scenes import ProceduralScenes
 from .pipeline import make_scheduler, to_numpy_images
 
-
 # ---------------------------------------------------------------------------------------------
 # The classifier
 # ---------------------------------------------------------------------------------------------
@@ -59,12 +58,14 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no evaluator at {path}: expected config.json and diffusion_pytorch_model.safetensors "
-            "(the repository ships them in weights/evaluator; `python -m condiff train evaluator` remakes them)"
+            "(the repository ships them in weights/evaluator; `python -m condiff train evaluator` "
+            "remakes them)"
         )
     try:
         return SceneClassifier.from_pretrained(path).eval()
     except Exception as error:
-        raise OSError(f"could not load the evaluator in {path}: its files are missing or corrupted ({error})") from error
+        raise OSError(f"could not load the evaluator in {path}: its files are missing or corrupted ({error})") \
+            from error
 
 
 def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,

@@ -14,7 +14,7 @@ the UNet. ``predict_noise`` is the one place that knows how each mode reaches th
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel, UNet2DModel
@@ -33,7 +33,8 @@ class LabelEncoder(ModelMixin, ConfigMixin):
       sequence of length 1, ``(B, 1, out_dim)``, for the UNet's cross-attention layers;
     - ``time_sum``: the same MLP to ``out_dim`` = ``time_embed_dim``, ``(B, out_dim)``, which the
       UNet adds to its timestep embedding (``class_embed_type="identity"``);
-    - ``concat``: no weights; label maps broadcast over the image, ``(B, num_labels, H, W)``.
+    - ``concat``: a linear map initialised to the identity (so it starts as the plain multi-hot
+      vector), broadcast over the image as label maps, ``(B, out_dim, H, W)``.
 
     ``label_names`` and ``max_objects`` travel in the config so a saved pipeline knows its
     vocabulary ("red cube", ...) and how many objects a scene may have.
@@ -55,27 +56,22 @@ class LabelEncoder(ModelMixin, ConfigMixin):
         if len(label_names) != num_labels:
             raise ValueError(f"{len(label_names)} label names for {num_labels} labels")
         if mode == "concat":
-            self.mlp = None
+            self.mlp = nn.Linear(num_labels, out_dim)
+            with torch.no_grad():
+                self.mlp.weight.copy_(torch.eye(out_dim, num_labels))
+                self.mlp.bias.zero_()
         else:
             self.mlp = nn.Sequential(nn.Linear(num_labels, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         labels = check_label_tensor(labels, self.config.num_labels).to(self.device, self.dtype)
+        embedding = self.mlp(labels)  # (B, out_dim)
         if self.config.mode == "concat":
             size = self.config.image_size
-            return labels[:, :, None, None].expand(-1, -1, size, size)  # (B, L, H, W)
-        embedding = self.mlp(labels)  # (B, out_dim)
+            return embedding[:, :, None, None].expand(-1, -1, size, size)  # (B, out_dim, H, W)
         if self.config.mode == "cross_attention":
             return embedding[:, None, :]  # (B, 1, out_dim): a "sentence" of one token
         return embedding
-
-    @property
-    def device(self) -> torch.device:  # the concat encoder has no parameters to ask
-        return next(self.parameters()).device if self.mlp is not None else torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype if self.mlp is not None else torch.float32
 
 
 def build_models(

@@ -11,8 +11,8 @@ Notebook 1 writes the same loop by hand; notebook 3 explains guidance.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

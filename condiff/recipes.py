@@ -36,7 +36,7 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, **changes) -> "Recipe":
+    def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

@@ -112,7 +112,7 @@ def train(
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)
     noise_scheduler = make_noise_scheduler(recipe)
-    trainable = [m for m in (unet, encoder) if m is not None and count_parameters(m)]
+    trainable = [m for m in (unet, encoder) if m is not None]
     params = [p for m in trainable for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
@@ -128,7 +128,8 @@ def train(
             for module, key in zip(trainable, ("model_0", "model_1")):
                 module.load_state_dict(state[key])
         except Exception as error:
-            raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") from error
+            raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") \
+                from error
         optimizer.load_state_dict(state["optimizer"])
         lr_schedule.load_state_dict(state["lr_schedule"])
         ema.load_state_dict(state["ema"])
@@ -138,7 +139,7 @@ def train(
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     optimizer, lr_schedule = accelerator.prepare(optimizer, lr_schedule)
     run_unet = models[0]
-    run_encoder = models[1] if len(models) > 1 else encoder  # concat's encoder has no weights
+    run_encoder = models[1] if len(models) > 1 else None
     ema.to(accelerator.device)
 
     # 3. The loop.
@@ -160,8 +161,7 @@ def train(
         x_t, noise, t, labels = x_t.to(device), noise.to(device), t.to(device), labels.to(device)
 
         with accelerator.autocast():
-            pred = predict_noise(run_unet, run_encoder if encoder is not None else None, x_t, t,
-                                 labels if encoder is not None else None)
+            pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
         loss = F.mse_loss(pred.float(), noise)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, recipe.grad_clip)

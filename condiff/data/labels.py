@@ -6,7 +6,7 @@ The vocabulary is i-CLEVR's: 8 colours x 3 shapes = 24 objects, indexed shape-ma
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 

@@ -13,13 +13,13 @@ thread of a 2-core x86 CPU (``python -m condiff.data.scenes`` measures it), 50 t
 from __future__ import annotations
 
 import time
-from functools import lru_cache
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
+from functools import cache
 
 import numpy as np
 import torch
 
-from .labels import COLORS, MAX_OBJECTS, NUM_LABELS, OBJECT_TO_INDEX, OBJECTS, SHAPES
+from .labels import COLORS, MAX_OBJECTS, NUM_LABELS, OBJECT_TO_INDEX, OBJECTS
 
 # CLEVR's palette, RGB 0-255, in the order of ``labels.COLORS``.
 PALETTE = np.array(
@@ -97,7 +97,7 @@ def _cylinder(u, v):
 _DRAW = {"cube": _cube, "sphere": _sphere, "cylinder": _cylinder}
 
 
-@lru_cache(maxsize=None)
+@cache
 def sprite(shape: str, color: str, size_px: int) -> tuple[np.ndarray, np.ndarray]:
     """RGB premultiplied by alpha ``(size_px, size_px, 3)`` and alpha ``(size_px, size_px, 1)``."""
     n = size_px * SUPERSAMPLE
@@ -117,7 +117,7 @@ def sprite(shape: str, color: str, size_px: int) -> tuple[np.ndarray, np.ndarray
 # Scenes
 # ---------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def background(size: int) -> np.ndarray:
     """A light-grey floor, a little darker towards the viewer: ``(size, size, 3)``."""
     ramp = np.linspace(0.80, 0.66, size, dtype=np.float32)[:, None, None]

@@ -1,0 +1,90 @@
+"""The results table: every shipped model, scored on the committed splits, from its own files.
+
+    python -m condiff results            # prints the Markdown table that the README shows
+
+Training facts (images, time, hardware) come from each folder's ``training.json``; accuracies
+are measured now, with the shipped evaluator, DDIM-50 and a fixed seed, so the table is
+reproducible and nothing in it is typed by hand. Notebook 5 shows it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from . import WEIGHTS_DIR
+from .evaluate import evaluate, load_evaluator
+from .models import count_parameters
+from .pipeline import load_pipeline, make_scheduler
+
+# Shipped models in the order of the notebooks, with the method name the table shows.
+MODELS = {
+    "unconditional": "Unconditional DDPM",
+    "cross_attention": "One-hot, cross-attention",
+    "time_sum": "Multi-label, time-sum (linear)",
+    "concat": "Multi-label, channel concat (linear)",
+    "time_sum_cosine": "Multi-label, time-sum (cosine)",
+}
+
+
+def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    return [name for name in MODELS if (weights_dir / name / "model_index.json").is_file()]
+
+
+def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR, steps: int = 50,
+              quick: bool = False) -> dict:
+    """Score one shipped model: test / new_test accuracy (or ``single`` for one-hot models)."""
+    folder = weights_dir / name
+    pipe = load_pipeline(folder)
+    pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
+    info = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
+    row = {
+        "model": name,
+        "method": MODELS.get(name, name),
+        "params": count_parameters(pipe.unet, pipe.label_encoder),
+        "train_images": info.get("images_seen"),
+        "train_minutes": round(info["train_seconds"] / 60, 1) if "train_seconds" in info else None,
+        "hardware": info.get("hardware", "?"),
+        "guidance_scale": guidance_scale,
+    }
+    evaluator = load_evaluator()
+    if pipe.label_encoder is None:
+        return row
+    splits = ["single"] if pipe.label_encoder.config.max_objects == 1 else ["test", "new_test"]
+    for split in splits:
+        result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
+                          evaluator=evaluator)
+        row[split] = round(result["accuracy"], 3)
+    # Sampling time for 32 images on this machine's CPU.
+    start = time.perf_counter()
+    pipe(["red cube, blue sphere"] * 32, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
+         generator=torch.Generator().manual_seed(0), output_type="np")
+    row["sample_32_seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def results_table(weights_dir: Path = WEIGHTS_DIR, guidance_scales=(1.0, 2.0), quick: bool = False) -> list[dict]:
+    rows = []
+    for name in shipped_models(weights_dir):
+        for w in guidance_scales:
+            rows.append(model_row(name, w, weights_dir, quick=quick))
+            if rows[-1].get("test") is None and rows[-1].get("single") is None:
+                break  # unconditional: no labels, no guidance
+    return rows
+
+
+def to_markdown(rows: list[dict]) -> str:
+    head = ("| method | params | training images | training time | hardware | guidance w "
+            "| test acc. | new_test acc. | 32 images, DDIM-50 (CPU) |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        test = r.get("test", r.get("single"))
+        lines.append(
+            f"| {r['method']} | {r['params'] / 1e6:.2f}M | {r['train_images'] or '?'} | "
+            f"{r['train_minutes'] or '?'} min | {r['hardware']} | {r['guidance_scale'] if test is not None else '-'} | "
+            f"{test if test is not None else '-'}{' (single)' if 'single' in r else ''} | {r.get('new_test', '-')} | "
+            f"{str(r['sample_32_seconds']) + ' s' if 'sample_32_seconds' in r else '-'} |"
+        )
+    return "\n".join(lines)

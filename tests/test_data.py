@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from condiff.data.iclevr import (
+    SPLITS_DIR,
+    ICLEVRDataset,
+    held_out_combinations,
+    load_split,
+    make_splits,
+    write_iclevr_folder,
+)
+from condiff.data.labels import MAX_OBJECTS, multihot_to_names
+from condiff.data.scenes import ProceduralScenes, background, render_scene
+
+
+def test_batches_are_deterministic_per_seed_and_step():
+    a_images, a_labels = ProceduralScenes(seed=3).batch(step=5, batch_size=8)
+    b_images, b_labels = ProceduralScenes(seed=3).batch(step=5, batch_size=8)
+    c_images, _ = ProceduralScenes(seed=3).batch(step=6, batch_size=8)
+    assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
+    assert not torch.equal(a_images, c_images)
+    assert a_images.shape == (8, 3, 32, 32) and a_images.dtype == torch.float32
+    assert a_images.min() >= -1 and a_images.max() <= 1
+    assert set(a_labels.sum(1).tolist()) <= {1.0, 2.0, 3.0}
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_every_object_is_drawn_and_objects_do_not_overlap(size):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        image = render_scene(["red cube", "blue sphere", "yellow cylinder"], rng, size)
+        changed = np.abs(image - background(size)).sum(-1) > 0.05  # pixels covered by objects
+        # Three objects of about (0.36 * size)^2 pixels each, none hiding another.
+        assert changed.sum() > 3 * 0.3 * (0.36 * size) ** 2
+
+
+def test_committed_splits_are_the_documented_ones():
+    made = make_splits()
+    for name, cases in made.items():
+        assert json.loads((SPLITS_DIR / f"{name}.json").read_text()) == cases
+    assert len(made["test"]) >= 32 and len(made["new_test"]) >= 32
+    assert all(2 <= len(c) <= 3 for c in made["new_test"])
+
+
+def test_new_test_combinations_never_appear_in_training():
+    held_out = held_out_combinations()
+    seen = {frozenset(c) for c in load_split("test")}
+    assert not seen & held_out  # test: seen combinations, new_test: new ones
+    data = ProceduralScenes(exclude=held_out, seed=0)
+    for step in range(20):
+        _, labels = data.batch(step, 256)
+        assert not {frozenset(multihot_to_names(v)) for v in labels} & held_out
+
+
+def test_iclevr_folder_round_trip(tmp_path):
+    root = write_iclevr_folder(tmp_path / "iclevr", num_train=12, size=32)
+    train = ICLEVRDataset(root, "train", size=16)  # resized on load
+    image, label = train[0]
+    assert len(train) == 12 and image.shape == (3, 16, 16) and label.shape == (24,)
+    assert -1 <= image.min() and image.max() <= 1
+    names = json.loads((root / "train.json").read_text())["CLEVR_train_000000_0.png"]
+    assert sorted(multihot_to_names(label)) == sorted(names)
+    images, labels = train.batch(step=0, batch_size=5)
+    assert images.shape == (5, 3, 16, 16) and labels.shape == (5, 24)
+    new_test = ICLEVRDataset(root, "new_test")
+    assert len(new_test) == len(load_split("new_test")) and new_test[0].sum() >= 2
+    with pytest.raises(ValueError, match="labels only"):
+        new_test.batch(0, 2)
+
+
+def test_iclevr_missing_and_bad_files_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing objects.json"):
+        ICLEVRDataset(tmp_path)
+    root = write_iclevr_folder(tmp_path / "d", num_train=2)
+    (root / "images" / "CLEVR_train_000001_0.png").unlink()
+    with pytest.raises(FileNotFoundError, match="CLEVR_train_000001_0.png listed in train.json is missing"):
+        ICLEVRDataset(root)
+    (root / "test.json").write_text("[[")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ICLEVRDataset(root, "test")
+    with pytest.raises(ValueError, match="unknown split"):
+        ICLEVRDataset(root, "validation")
+
+
+def test_load_split_checks_its_input(tmp_path):
+    assert max(len(c) for c in load_split("test")) <= MAX_OBJECTS
+    with pytest.raises(FileNotFoundError, match="no split file"):
+        load_split("nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([["red cube", "pink cube"]]))
+    with pytest.raises(ValueError, match="unknown label 'pink cube'"):
+        load_split(bad)
+    bad.write_text(json.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="list of object lists"):
+        load_split(bad)

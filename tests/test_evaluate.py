@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from condiff import WEIGHTS_DIR
+from condiff.data.iclevr import load_split
+from condiff.data.labels import names_to_multihot
+from condiff.data.scenes import ProceduralScenes, render_scene
+from condiff.evaluate import SceneClassifier, load_evaluator, real_scene_accuracy, score_images, topk_accuracy
+
+
+def test_topk_accuracy_counts_hits_over_all_asked_objects():
+    labels = torch.stack([names_to_multihot(["red cube"]), names_to_multihot(["red cube", "blue cube", "gray cube"])])
+    logits = torch.full((2, 24), -5.0)
+    logits[0, 1] = 5  # image 0: red cube found -> 1 of 1
+    logits[1, [1, 2, 20]] = 5  # image 1: red and blue cube found, gray cube missed -> 2 of 3
+    assert topk_accuracy(logits, labels) == pytest.approx(3 / 4)
+
+
+def test_shipped_evaluator_recognises_real_scenes():
+    evaluator = load_evaluator()
+    assert real_scene_accuracy(evaluator, n=512, seed=7) >= 0.99
+
+
+def test_score_images_on_rendered_split_is_near_perfect():
+    cases = load_split("new_test")
+    rng = np.random.default_rng(0)
+    images = np.stack([render_scene(c, rng) for c in cases])  # (B, 32, 32, 3) in [0, 1]
+    result = score_images(images, cases, load_evaluator())
+    assert result["accuracy"] >= 0.97
+    assert set(result["per_label"]) <= set(names for c in cases for names in c)
+    # The wrong scenes for the same labels score badly: the metric can fail.
+    shuffled = score_images(images[::-1].copy(), cases, load_evaluator())
+    assert shuffled["accuracy"] < 0.5
+
+
+def test_evaluator_weights_are_small_safetensors():
+    files = list((WEIGHTS_DIR / "evaluator").iterdir())
+    assert {f.name for f in files} >= {"config.json", "diffusion_pytorch_model.safetensors"}
+    assert all(f.stat().st_size < 20e6 for f in files)
+
+
+def test_missing_or_corrupted_evaluator_raises_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no evaluator at"):
+        load_evaluator(tmp_path)
+    SceneClassifier().save_pretrained(tmp_path)
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(OSError, match="missing or corrupted"):
+        load_evaluator(tmp_path)
+
+
+def test_evaluator_input_range_matches_scenes():
+    images, labels = ProceduralScenes(seed=5).batch(0, 64)
+    logits = load_evaluator()(images)
+    assert logits.shape == (64, 24)
+    assert topk_accuracy(logits, labels) >= 0.97
