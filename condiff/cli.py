@@ -23,7 +23,7 @@ def _cases(args) -> list[list[str]] | None:
     from .data.labels import parse_objects
 
     if args.labels and args.labels_file:
-        raise SystemExit("error: give --labels or --labels-file, not both")
+        raise ValueError("give --labels or --labels-file, not both")  # main() exits with 2
     if args.labels_file:
         return load_split(Path(args.labels_file))
     if args.labels:
@@ -69,7 +69,7 @@ def cmd_sample(args) -> None:
         captions = None
     else:
         if cases is None:
-            raise SystemExit("error: this model is conditional: give --labels or --labels-file")
+            raise ValueError("this model is conditional: give --labels or --labels-file")
         images = pipe(cases, num_images_per_label=args.num_images, **kwargs).images
         captions = [", ".join(c) for c in cases for _ in range(args.num_images)]
     image_grid(images, captions, ncols=min(8, len(images))).savefig(args.out, dpi=150, bbox_inches="tight")

@@ -92,8 +92,10 @@ def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int =
     accuracy = real_scene_accuracy(model, seed=seed + 1)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
+    from .train import git_commit, hardware
+
     summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed,
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": git_commit(),
                "command": f"python -m condiff train evaluator --max-steps {steps}"}
     (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
@@ -133,14 +135,20 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | None = None) -> dict:
-    """Accuracy of ``images`` (PIL, array or tensor in [0, 1]) against the objects asked for."""
+def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
+    """Label logits ``(B, 24)`` for images (PIL, ``(B, H, W, 3)`` array or ``(B, 3, H, W)`` tensor in [0, 1])."""
     evaluator = evaluator if evaluator is not None else load_evaluator()
     x = torch.from_numpy(to_numpy_images(images)).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
     size = evaluator.config.image_size
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    logits = evaluator(x.float())
+    return evaluator(x.float())
+
+
+@torch.no_grad()
+def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | None = None) -> dict:
+    """Accuracy of ``images`` against the objects asked for, per image set and per label."""
+    logits = classify(images, evaluator)
     labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
     topk = torch.zeros_like(labels)
     for i, (scores, target) in enumerate(zip(logits, labels)):

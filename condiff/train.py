@@ -17,6 +17,7 @@ weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks 
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -196,7 +197,9 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
     params = [p for m in trainable for p in m.parameters()]
     ema.store(params)
     ema.copy_to(params)
-    unet = trainable[0].to(memory_format=torch.contiguous_format)
+    # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
+    # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
+    unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
     ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
     ema.restore(params)
 
