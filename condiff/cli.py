@@ -89,9 +89,9 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_results(args) -> None:
-    from .results import results_table, to_markdown
+    from .results import to_markdown, write_results
 
-    print(to_markdown(results_table(quick=args.quick)))
+    print(to_markdown(write_results(quick=args.quick)["rows"]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--split", default="test", help="test, new_test or single (default test)")
             p.add_argument("--evaluator", help="classifier folder (default weights/evaluator)")
-    p = sub.add_parser("results", help="score every shipped model and print the Markdown results table")
-    p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50 (a smoke test)")
+    p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
+    p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50, nothing written")
     p.set_defaults(func=cmd_results)
     return parser
 

@@ -171,13 +171,15 @@ def evaluate(
     seed: int = 0,
     evaluator: SceneClassifier | None = None,
     progress: bool = False,
+    limit: int | None = None,
 ) -> dict:
     """Generate one image per case of ``split`` and score it; returns accuracy, images, timings.
 
     ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) swaps the sampler on a copy of the pipeline's
-    config; ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise.
+    config; ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores
+    only the split's first cases (quick runs).
     """
-    cases = load_split(split)
+    cases = load_split(split)[:limit]
     if scheduler is not None:
         pipeline.scheduler = make_scheduler(scheduler, pipeline.scheduler.config)
     name = type(pipeline.scheduler).__name__

@@ -39,6 +39,10 @@ class Recipe:
     def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def quick(self) -> Recipe:
+        """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""
+        return self.with_overrides(max_steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3)
+
 
 RECIPES = {
     r.name: r

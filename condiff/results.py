@@ -8,6 +8,7 @@ reproducible and nothing in it is typed by hand. Notebook 5 shows it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from . import WEIGHTS_DIR
+from .data.iclevr import load_split
 from .evaluate import evaluate, load_evaluator
 from .models import count_parameters
 from .pipeline import load_pipeline, make_scheduler
@@ -55,11 +57,11 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
     splits = ["single"] if pipe.label_encoder.config.max_objects == 1 else ["test", "new_test"]
     for split in splits:
         result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
-                          evaluator=evaluator)
+                          evaluator=evaluator, limit=8 if quick else None)
         row[split] = round(result["accuracy"], 3)
     # Sampling time for 32 images on this machine's CPU.
     start = time.perf_counter()
-    pipe(["red cube, blue sphere"] * 32, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
+    pipe((load_split(splits[0]) * 32)[:32], guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
          generator=torch.Generator().manual_seed(0), output_type="np")
     row["sample_32_seconds"] = round(time.perf_counter() - start, 1)
     return row
@@ -73,6 +75,29 @@ def results_table(weights_dir: Path = WEIGHTS_DIR, guidance_scales=(1.0, 2.0), q
             if rows[-1].get("test") is None and rows[-1].get("single") is None:
                 break  # unconditional: no labels, no guidance
     return rows
+
+
+def weights_digest(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
+    """sha256 over a model's safetensors files: ties a results row to the weights it measured."""
+    digest = hashlib.sha256()
+    for path in sorted((weights_dir / name).rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def write_results(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> dict:
+    """Measure the table and save it as ``weights/results.json`` (what notebook 5 and the README show)."""
+    from .train import hardware
+
+    rows = results_table(weights_dir, quick=quick)
+    results = {
+        "settings": f"DDIM-{5 if quick else 50}, seed 0, evaluator weights/evaluator, sampling on {hardware()}",
+        "digests": {name: weights_digest(name, weights_dir) for name in shipped_models(weights_dir)},
+        "rows": rows,
+    }
+    if not quick:
+        (weights_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    return results
 
 
 def to_markdown(rows: list[dict]) -> str:

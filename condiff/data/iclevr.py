@@ -61,7 +61,10 @@ def load_split(split: str | Path) -> list[list[str]]:
             f"no split file {path}; use one of {', '.join(SPLITS)} or a JSON list of object lists "
             'like [["red cube"], ["blue sphere", "gray cylinder"]]'
         )
-    cases = json.loads(path.read_text())
+    try:
+        cases = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(cases, list) or not all(isinstance(c, list) for c in cases):
         raise ValueError(f"{path} must hold a JSON list of object lists, like test.json")
     for case in cases:

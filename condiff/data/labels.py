@@ -37,9 +37,8 @@ def names_to_multihot(
         names = parse_objects(names)
     names = list(names)
     if not 1 <= len(names) <= max_objects:
-        raise ValueError(
-            f"a scene needs 1 to {max_objects} objects, got {len(names)}: {names}"
-        )
+        allowed = "exactly 1 object" if max_objects == 1 else f"1 to {max_objects} objects"
+        raise ValueError(f"a scene needs {allowed}, got {len(names)}: {names}")
     index = {name: i for i, name in enumerate(vocabulary)}
     vector = torch.zeros(len(vocabulary))
     for name in names:
