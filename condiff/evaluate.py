@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import WEIGHTS_DIR
 from .data.iclevr import load_split

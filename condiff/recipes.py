@@ -19,7 +19,7 @@ class Recipe:
     max_objects: int = 3  # 1: one-hot single-object scenes (notebook 2)
     beta_schedule: str = "linear"  # or "squaredcos_cap_v2", the cosine schedule (notebook 5)
     image_size: int = 32
-    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
     batch_size: int = 64
     learning_rate: float = 1e-3

@@ -31,7 +31,7 @@ from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data.iclevr import held_out_combinations
 from .data.scenes import ProceduralScenes
