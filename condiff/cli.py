@@ -1,9 +1,10 @@
-"""Command line: ``python -m condiff {train,sample,evaluate,results} ...`` (``--help`` on each).
+"""Command line: ``python -m condiff {train,sample,evaluate,results,blog} ...`` (``--help`` on each).
 
     python -m condiff train time_sum --out runs/time_sum
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
     python -m condiff evaluate --weights weights/time_sum --split new_test
     python -m condiff results
+    python -m condiff blog --out site/_posts --date 2026-11-27
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
@@ -94,6 +95,28 @@ def cmd_results(args) -> None:
     print(to_markdown(write_results(quick=args.quick)["rows"]))
 
 
+def cmd_blog(args) -> None:
+    import condiff
+
+    from .blog import export_all, export_post
+
+    if args.notebooks:
+        paths = [export_post(notebook, args.out, date=args.date) for notebook in args.notebooks]
+    else:
+        paths = export_all(Path(condiff.__file__).resolve().parent.parent / "notebooks", args.out, date=args.date)
+    for path in paths:
+        print(path)
+
+
+def cmd_cards(args) -> None:
+    from .results import ship, write_cards
+
+    for spec in args.ship or []:
+        name, _, run_dir = spec.partition("=")
+        print(f"shipped {run_dir} -> {ship(run_dir, name)}")
+    print(f"wrote {write_cards()}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import SCHEDULERS
     from .recipes import RECIPES
@@ -132,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
     p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50, nothing written")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
+    p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
+                   help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
+    p.set_defaults(func=cmd_cards)
+    p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
+    p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")
+    p.add_argument("--date", help="the posts' date, YYYY-MM-DD (default today)")
+    p.set_defaults(func=cmd_blog)
     return parser
 
 

@@ -23,6 +23,7 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     ImagePipelineOutput,
 )
+from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 
 from .data.labels import to_label_batch
@@ -148,9 +149,13 @@ def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
             "(model_index.json, unet/, scheduler/ and, for conditional models, label_encoder/)"
         )
     try:
+        diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar in notebooks
         return ConditionalDDPMPipeline.from_pretrained(path, local_files_only=True, **kwargs)
     except Exception as error:  # diffusers raises many kinds; say which folder is broken
-        raise OSError(f"could not load the pipeline in {path}: its files are missing or corrupted ({error})") from error
+        raise OSError(f"could not load the pipeline in {path}: its files are missing or corrupted ({error})") \
+            from error
+    finally:
+        diffusers_logging.enable_progress_bar()
 
 
 def to_numpy_images(images) -> np.ndarray:

@@ -113,3 +113,83 @@ def to_markdown(rows: list[dict]) -> str:
             f"{str(r['sample_32_seconds']) + ' s' if 'sample_32_seconds' in r else '-'} |"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipping a run and its card
+# ---------------------------------------------------------------------------------------------
+
+SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "history.json", "training.json",
+                 "config.json", "diffusion_pytorch_model.safetensors")
+
+
+def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy a finished training run into ``weights/NAME``: the pipeline and its records, no checkpoint."""
+    import shutil
+
+    run_dir, target = Path(run_dir), weights_dir / name
+    if not (run_dir / "training.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished training run (no training.json)")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for item in SHIPPED_FILES:
+        source = run_dir / item
+        if source.is_dir():
+            shutil.copytree(source, target / item)
+        elif source.is_file():
+            shutil.copy2(source, target / item)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
+    """A Markdown card from the folder's own ``training.json`` and files: how the weights were made."""
+    folder = weights_dir / name
+    info = json.loads((folder / "training.json").read_text())
+    recipe = info.get("recipe", {})
+    lines = [f"## `{name}`", "", MODELS.get(name, "Scene evaluator (multi-label classifier)"), ""]
+    facts = [
+        ("command", f"`{info['command']}`"),
+        ("commit", info.get("commit", "?")),
+        ("hardware", f"{info.get('hardware', '?')}" + (f", {info['processes']} process(es)" if "processes" in info else "")),
+        ("wall time", f"{info['train_seconds'] / 60:.1f} min"),
+        ("steps", info["steps"]),
+        ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
+        ("seed", info["seed"]),
+    ]
+    if "final_loss" in info:
+        facts.append(("final loss (mean of the last 100 steps)", f"{info['final_loss']:.4f}"))
+    if "parameters" in info:
+        facts.append(("parameters", f"{info['parameters']:,}"))
+    if "accuracy_on_fresh_scenes" in info:
+        facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
+    if recipe:
+        facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in
+                                          ("mode", "beta_schedule", "block_out_channels", "batch_size",
+                                           "learning_rate", "label_dropout", "ema_decay") if k in recipe)))
+    lines += [f"- {key}: {value}" for key, value in facts]
+    lines += ["", "| file | bytes | sha256 |", "|---|---|---|"]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        lines.append(f"| `{path.relative_to(folder)}` | {path.stat().st_size:,} | `{_sha256(path)}` |")
+    return "\n".join(lines)
+
+
+def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Write ``weights/README.md``: one card per shipped folder, made from the folders themselves."""
+    names = [n for n in [*MODELS, "evaluator"] if (weights_dir / n / "training.json").is_file()]
+    header = [
+        "# Shipped weights",
+        "",
+        "Each folder is a diffusers folder (`save_pretrained`: config.json + safetensors; EMA weights for",
+        "the diffusion models), copied from a training run by `condiff.results.ship` without its resume",
+        "checkpoint. This page is generated from the folders by `python -m condiff cards`; every figure",
+        "below comes from the run's own `training.json`.",
+        "",
+    ]
+    path = weights_dir / "README.md"
+    path.write_text("\n".join(header) + "\n" + "\n\n".join(model_card(n, weights_dir) for n in names) + "\n")
+    return path
