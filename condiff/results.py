@@ -155,7 +155,7 @@ def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
     facts = [
         ("command", f"`{info['command']}`"),
         ("commit", info.get("commit", "?")),
-        ("hardware", f"{info.get('hardware', '?')}" + (f", {info['processes']} process(es)" if "processes" in info else "")),
+        ("hardware", info.get("hardware", "?") + (f", {info['processes']} process(es)" if "processes" in info else "")),
         ("wall time", f"{info['train_seconds'] / 60:.1f} min"),
         ("steps", info["steps"]),
         ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
