@@ -108,6 +108,13 @@ def cmd_blog(args) -> None:
         print(path)
 
 
+def cmd_tutorial(args) -> None:
+    from .tutorial import print_results, run_all
+
+    run_all(None if args.inplace else Path(args.out), args.notebooks)
+    print_results()
+
+
 def cmd_cards(args) -> None:
     from .results import ship, write_cards
 
@@ -155,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
     p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50, nothing written")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("tutorial", help="execute the notebooks headless (reader mode) and print the results table")
+    p.add_argument("notebooks", nargs="*", help="only these notebooks, e.g. 01 03 (default: all)")
+    p.add_argument("--out", default="runs/notebooks", help="where executed copies go (default runs/notebooks)")
+    p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
+    p.set_defaults(func=cmd_tutorial)
 
     p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
     p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",

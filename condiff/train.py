@@ -96,6 +96,7 @@ def train(
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
     output_dir = Path(output_dir)
+    commit = git_commit()  # the code this run starts with
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=recipe.mixed_precision if torch.cuda.is_available() else "no",
@@ -179,14 +180,14 @@ def train(
             tick = time.perf_counter()
             if accelerator.is_main_process:
                 _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                      noise_scheduler, encoder, accelerator.num_processes)
+                      noise_scheduler, encoder, accelerator.num_processes, commit)
             accelerator.wait_for_everyone()
     bar.close()
     return json.loads((output_dir / "training.json").read_text())
 
 
 def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
-          noise_scheduler, encoder, num_processes) -> None:
+          noise_scheduler, encoder, num_processes, commit) -> None:
     """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
     state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
     state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
@@ -214,7 +215,7 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
         "parameters": count_parameters(*trainable),
         "hardware": hardware(),
         "processes": num_processes,
-        "commit": git_commit(),
+        "commit": commit,
         "torch": torch.__version__,
         "seed": recipe.seed,
     }

@@ -1,0 +1,58 @@
+"""Run the five notebooks headless, as a reader would, and print the results table.
+
+    python -m condiff tutorial              # executes into runs/notebooks/, prints times + table
+    python -m condiff tutorial --inplace    # maintainers: refresh the committed outputs
+
+Each notebook runs top to bottom in a fresh kernel (nbclient), in reader mode (shipped weights,
+no training) unless ``CONDIFF_QUICK=1`` is set.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import WEIGHTS_DIR
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def run_notebook(path: Path, out_path: Path, timeout: int = 900) -> float:
+    """Execute one notebook with its own folder as working directory; return the seconds it took."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, out_path)
+    return seconds
+
+
+def run_all(out_dir: Path | None = None, names: list[str] | None = None) -> dict[str, float]:
+    """Execute every notebook (or ``names``); ``out_dir=None`` writes the outputs in place."""
+    paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        paths = [p for p in paths if any(p.name.startswith(n) or p.stem == n for n in names)]
+    times = {}
+    for path in paths:
+        target = path if out_dir is None else Path(out_dir) / path.name
+        times[path.name] = run_notebook(path, target)
+        print(f"{path.name}: {times[path.name]:.0f} s", flush=True)
+    return times
+
+
+def print_results() -> None:
+    from .results import to_markdown
+
+    path = WEIGHTS_DIR / "results.json"
+    if not path.is_file():
+        print("no weights/results.json yet: `python -m condiff results` measures it")
+        return
+    results = json.loads(path.read_text())
+    print(f"\nResults ({results['settings']}):\n")
+    print(to_markdown(results["rows"]))
