@@ -3,7 +3,7 @@
     python -m condiff blog --out site/_posts                      # every notebooks/*.ipynb
     python -m condiff blog --out docs/posts --date 2026-11-27 notebooks/03_time_sum_multilabel.ipynb
 
-Each notebook ``NN_some_name.ipynb`` becomes ``OUT/NN_some_name.md`` and its figures
+Each notebook ``NN_some_name.ipynb`` becomes ``OUT/DATE-NN_some_name.md`` (the name Jekyll wants) and its figures
 ``OUT/NN_some_name_files/NN_some_name_<cell>_<index>.png``, which the Markdown links relatively. The front
 matter holds ``title`` (the first ``# `` heading), ``date``, ``tags`` and ``excerpt`` (the first paragraph of
 prose after the title). The Colab set-up cell (the first code cell mentioning ``google.colab``) is left out;
@@ -112,7 +112,7 @@ def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str) -> st
 
 
 def export_post(notebook_path, out_dir, date=None) -> Path:
-    """Write ``out_dir/<stem>.md`` and its figures in ``out_dir/<stem>_files/``; return the path of the .md."""
+    """Write ``out_dir/<date>-<stem>.md`` and its figures in ``out_dir/<stem>_files/``; return the .md's path."""
     import nbformat
     from nbconvert import MarkdownExporter
 
@@ -145,7 +145,7 @@ def export_post(notebook_path, out_dir, date=None) -> Path:
         figures.rmdir()
 
     header = front_matter(_title(nb, stem), date, _tags(stem), _excerpt(nb))
-    post = out_dir / f"{stem}.md"
+    post = out_dir / f"{date.isoformat()}-{stem}.md"  # Jekyll publishes _posts/YYYY-MM-DD-name.md
     post.write_text(header + body.lstrip("\n"), encoding="utf-8")
     return post
 

@@ -97,7 +97,7 @@ def notebook(tmp_path) -> Path:
 
 def test_export_post_writes_markdown_with_front_matter(notebook, tmp_path):
     post = export_post(notebook, tmp_path / "posts", date="2026-11-27")
-    assert post == tmp_path / "posts" / "09_test_post.md" and post.is_file()
+    assert post == tmp_path / "posts" / "2026-11-27-09_test_post.md" and post.is_file()
     fields = front_matter(post.read_text(encoding="utf-8"))
     assert fields == {"title": "9. A test post", "date": "2026-11-27", "tags": [*BASE_TAGS, "test-post"],
                       "excerpt": EXCERPT}
@@ -140,13 +140,13 @@ def test_export_all_exports_every_notebook_in_order(tmp_path):
     for stem in ("02_b_b", "01_a_a"):
         write_notebook(folder / f"{stem}.ipynb")
     posts = export_all(folder, tmp_path / "out", date=dt.date(2026, 1, 2))
-    assert [p.name for p in posts] == ["01_a_a.md", "02_b_b.md"]
+    assert [p.name for p in posts] == ["2026-01-02-01_a_a.md", "2026-01-02-02_b_b.md"]
     assert front_matter(posts[0].read_text(encoding="utf-8"))["tags"][-1] == "a-a"
 
 
 def test_cli_blog_prints_each_written_path(notebook, tmp_path, capsys):
     main(["blog", "--out", str(tmp_path / "site"), "--date", "2026-11-27", str(notebook)])
-    assert capsys.readouterr().out.split() == [str(tmp_path / "site" / "09_test_post.md")]
+    assert capsys.readouterr().out.split() == [str(tmp_path / "site" / "2026-11-27-09_test_post.md")]
 
 
 # ---------------------------------------------------------------------------------------------
