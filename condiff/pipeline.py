@@ -165,3 +165,25 @@ def to_numpy_images(images) -> np.ndarray:
     if isinstance(images, np.ndarray):
         return images
     return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
+
+
+def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):
+    """Sample, keeping ``num_frames`` intermediate images; returns ``(frames, timesteps)``.
+
+    Each frame is the ``(B, 3, H, W)`` sample in [-1, 1] after a step, for ``plotting.trajectory_strip``.
+    Notebook 1 shows the ``callback_on_step_end`` this is built on.
+    """
+    steps = kwargs.get("num_inference_steps", 1000)
+    keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
+    frames, timesteps = [], []
+
+    def record(i, t, sample):
+        if i in keep:
+            frames.append(sample.detach().cpu())
+            timesteps.append(t)
+
+    if labels is None:
+        pipe(callback_on_step_end=record, **kwargs)
+    else:
+        pipe(labels, callback_on_step_end=record, **kwargs)
+    return frames, timesteps

@@ -125,3 +125,15 @@ def test_loading_and_sampling_make_no_network_call(tmp_path, monkeypatch):
     pipe = load_pipeline(tmp_path)
     pipe.set_progress_bar_config(disable=True)
     assert sample(pipe).shape == (2, 16, 16, 3)
+
+
+def test_sample_trajectory_keeps_the_requested_frames():
+    from condiff.pipeline import sample_trajectory
+
+    pipe = make_pipe()
+    frames, timesteps = sample_trajectory(pipe, CASES, num_frames=4, num_inference_steps=10,
+                                          generator=torch.Generator().manual_seed(0))
+    assert len(frames) == 4 and frames[0].shape == (2, 3, 16, 16)
+    assert timesteps == sorted(timesteps, reverse=True) and timesteps[-1] == pipe.scheduler.timesteps[-1]
+    final = pipe(CASES, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert torch.allclose((frames[-1] / 2 + 0.5).clamp(0, 1), final)
