@@ -139,7 +139,7 @@ def train(
 
     models = accelerator.prepare(*trainable)
     models = list(models) if isinstance(models, (list, tuple)) else [models]
-    optimizer, lr_schedule = accelerator.prepare(optimizer, lr_schedule)
+    optimizer = accelerator.prepare(optimizer)  # the LR schedule is ours: one step per optimiser step
     run_unet = models[0]
     run_encoder = models[1] if len(models) > 1 else None
     ema.to(accelerator.device)

@@ -285,4 +285,8 @@ def test_two_process_cpu_accelerate_launch(tmp_path):
     assert [h["step"] for h in history(out)] == list(range(1, TINY.max_steps + 1))
     # The UNet keeps its memory layout through checkpoints, so DDP's gradient buckets stay valid.
     assert "Grad strides do not match bucket view strides" not in result.stderr
+    # One learning-rate step per optimiser step, as in a single process (Accelerate would step a
+    # prepared scheduler once per process).
+    run(tmp_path / "single")
+    assert [h["lr"] for h in history(out)] == [h["lr"] for h in history(tmp_path / "single")]
     load_pipeline(out)
