@@ -71,6 +71,9 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
 def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
                     seed: int = 0, progress: bool = True) -> dict:
     """Train the classifier on fresh scenes (all combinations, new_test's too) and save it."""
+    from .train import git_commit, hardware
+
+    commit = git_commit()  # the code this run starts with
     torch.manual_seed(seed)
     model = SceneClassifier()
     data = ProceduralScenes(seed=seed)  # no exclusions: the judge must know every combination
@@ -92,10 +95,8 @@ def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int =
     accuracy = real_scene_accuracy(model, seed=seed + 1)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
-    from .train import git_commit, hardware
-
     summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": git_commit(),
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit,
                "command": f"python -m condiff train evaluator --max-steps {steps}"}
     (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

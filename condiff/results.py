@@ -189,6 +189,9 @@ def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
         "checkpoint. This page is generated from the folders by `python -m condiff cards`; every figure",
         "below comes from the run's own `training.json`.",
         "",
+        "\"CPU: x86_64\" is the machine this repository is developed and tested on: a 2-core Intel Xeon VM",
+        "at 2.5 GHz with no GPU; runs that say \"1 threads\" trained two at a time, one thread each.",
+        "",
     ]
     path = weights_dir / "README.md"
     path.write_text("\n".join(header) + "\n" + "\n\n".join(model_card(n, weights_dir) for n in names) + "\n")

@@ -96,3 +96,23 @@ def test_load_split_checks_its_input(tmp_path):
     bad.write_text(json.dumps({"a": 1}))
     with pytest.raises(ValueError, match="list of object lists"):
         load_split(bad)
+
+
+def test_readme_recipes_train_on_iclevr_and_sprites_folders(tmp_path):
+    """The README's two snippets (real i-CLEVR folder, DLAI sprites), on small fixtures."""
+    from condiff.data.sprites import SPRITE_CLASSES, SpritesData, write_sprites_fixture
+    from condiff.pipeline import load_pipeline
+    from condiff.recipes import get_recipe
+    from condiff.train import train
+
+    data = ICLEVRDataset(write_iclevr_folder(tmp_path / "iclevr", num_train=8), split="train", size=32)
+    summary = train(get_recipe("time_sum").quick(), tmp_path / "run_iclevr", data=data, progress=False)
+    assert summary["steps"] == 3
+
+    recipe = get_recipe("cross_attention").with_overrides(image_size=16, name="sprites").quick()
+    train(recipe, tmp_path / "run_sprites", data=SpritesData(write_sprites_fixture(tmp_path / "sprites")),
+          progress=False)
+    pipe = load_pipeline(tmp_path / "run_sprites")
+    assert tuple(pipe.label_encoder.config.label_names) == SPRITE_CLASSES
+    images = pipe(["hero", "food"], num_inference_steps=2, output_type="np").images
+    assert images.shape == (2, 16, 16, 3)
