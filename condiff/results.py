@@ -178,8 +178,8 @@ def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
     return "\n".join(lines)
 
 
-def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Write ``weights/README.md``: one card per shipped folder, made from the folders themselves."""
+def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """The text of ``weights/README.md``: one card per shipped folder, made from the folders themselves."""
     names = [n for n in [*MODELS, "evaluator"] if (weights_dir / n / "training.json").is_file()]
     header = [
         "# Shipped weights",
@@ -193,6 +193,10 @@ def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
         "at 2.5 GHz with no GPU; runs that say \"1 threads\" trained two at a time, one thread each.",
         "",
     ]
+    return "\n".join(header) + "\n" + "\n\n".join(model_card(n, weights_dir) for n in names) + "\n"
+
+
+def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
     path = weights_dir / "README.md"
-    path.write_text("\n".join(header) + "\n" + "\n\n".join(model_card(n, weights_dir) for n in names) + "\n")
+    path.write_text(cards_markdown(weights_dir))
     return path

@@ -1,0 +1,42 @@
+"""The shipped weights, their cards and the results table agree with each other."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from condiff import WEIGHTS_DIR
+from condiff.pipeline import load_pipeline
+from condiff.results import MODELS, cards_markdown, shipped_models, to_markdown, weights_digest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_every_notebook_model_is_shipped_as_small_safetensors():
+    assert shipped_models() == list(MODELS)
+    for path in WEIGHTS_DIR.rglob("*"):
+        assert path.suffix not in {".bin", ".pt", ".pth", ".ckpt", ".pkl"}, f"{path}: no pickles in weights/"
+        if path.is_file():
+            assert path.stat().st_size < 20e6, f"{path} is over 20 MB"
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shipped_pipeline_loads_with_its_records(name):
+    pipe = load_pipeline(WEIGHTS_DIR / name)
+    info = json.loads((WEIGHTS_DIR / name / "training.json").read_text())
+    history = json.loads((WEIGHTS_DIR / name / "history.json").read_text())
+    assert len(history) == info["steps"] and info["recipe"]["name"] == name
+    assert (pipe.label_encoder is None) == (name == "unconditional")
+
+
+def test_cards_are_up_to_date():
+    assert (WEIGHTS_DIR / "README.md").read_text() == cards_markdown(), "run `python -m condiff cards`"
+
+
+def test_results_were_measured_on_the_shipped_weights():
+    results = json.loads((WEIGHTS_DIR / "results.json").read_text())
+    assert results["digests"] == {name: weights_digest(name) for name in shipped_models()}, \
+        "weights changed since the table was measured: run `python -m condiff results`"
+    table = to_markdown(results["rows"])
+    assert table in README.read_text(), "README's results table differs from weights/results.json"
+    assert not re.search(r"RT0\d|RESULTS_TABLE", README.read_text())
