@@ -115,6 +115,12 @@ def cmd_tutorial(args) -> None:
     print_results()
 
 
+def cmd_benchmark(args) -> None:
+    from .benchmark import report
+
+    print(report(quick=args.quick))
+
+
 def cmd_cards(args) -> None:
     from .results import ship, write_cards
 
@@ -168,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/notebooks", help="where executed copies go (default runs/notebooks)")
     p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
     p.set_defaults(func=cmd_tutorial)
+
+    p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
     p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
