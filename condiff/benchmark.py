@@ -52,7 +52,7 @@ def training_throughput(recipe_name: str = "time_sum", steps: int = 10, rounds: 
     steps_by_name = {"naive": _train_step_timer(False, recipe, batches),
                      "condiff": _train_step_timer(True, recipe, batches)}
     seconds = dict.fromkeys(steps_by_name, 0.0)
-    for name, step in steps_by_name.items():  # warm-up
+    for step in steps_by_name.values():  # warm-up
         step(0)
     for _ in range(rounds):
         for name, step in steps_by_name.items():
