@@ -106,7 +106,23 @@ def write_results(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> dict:
     }
     if not quick:
         (weights_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        update_readme(results)
     return results
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- results: written by `python -m condiff results` -->", "<!-- /results -->"
+
+
+def update_readme(results: dict, readme: Path = README) -> None:
+    """Put the table between the README's results markers (a clone's README; nothing if absent)."""
+    if not readme.is_file() or START not in readme.read_text():
+        return
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    table = f"{to_markdown(results['rows'])}\n\nMeasured with {results['settings']}."
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
 
 
 def to_markdown(rows: list[dict]) -> str:
