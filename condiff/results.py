@@ -3,7 +3,7 @@
     python -m condiff results            # prints the Markdown table that the README shows
 
 Training facts (images, time, hardware) come from each folder's ``training.json``; accuracies
-are measured now, with the shipped evaluator, DDIM-50 and a fixed seed, so the table is
+are measured now, with the shipped evaluator, DDIM-25 and a fixed seed, so the table is
 reproducible and nothing in it is typed by hand. The unconditional model has no labels to check:
 its row gives the evaluator's mean largest label probability on its samples and on real scenes.
 Notebook 5 shows the table.
@@ -38,7 +38,7 @@ def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     return [name for name in MODELS if (weights_dir / name / "model_index.json").is_file()]
 
 
-def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR, steps: int = 50,
+def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR, steps: int = 25,
               quick: bool = False) -> dict:
     """Score one shipped model: test / new_test accuracy (or ``single`` for one-hot models)."""
     folder = weights_dir / name
@@ -100,7 +100,7 @@ def write_results(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> dict:
 
     rows = results_table(weights_dir, quick=quick)
     results = {
-        "settings": f"DDIM-{5 if quick else 50}, seed 0, evaluator weights/evaluator, sampling on {hardware()}",
+        "settings": f"DDIM-{5 if quick else 25}, seed 0, evaluator weights/evaluator, sampling on {hardware()}",
         "digests": {name: weights_digest(name, weights_dir) for name in shipped_models(weights_dir)},
         "rows": rows,
     }
@@ -127,7 +127,7 @@ def update_readme(results: dict, readme: Path = README) -> None:
 
 def to_markdown(rows: list[dict]) -> str:
     head = ("| method | params | training images | training time | hardware | guidance w "
-            "| test acc. | new_test acc. | 32 images, DDIM-50 (CPU) |")
+            "| test acc. | new_test acc. | 32 images, DDIM-25 (CPU) |")
     lines = [head, "|" + "---|" * 9]
     def cell(value, fmt="{:.3f}", none="-"):
         return none if value is None else fmt.format(value)
