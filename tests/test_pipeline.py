@@ -40,7 +40,9 @@ def test_save_load_round_trip_gives_the_same_images(tmp_path, mode):
     assert index["_class_name"] == "ConditionalDDPMPipeline"
     loaded = load_pipeline(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert np.array_equal(sample(pipe), sample(loaded))
+    # Equal up to float rounding: with several threads the reloaded tensors' memory alignment can
+    # change the order of a few sums. A wrong or missing weight would differ by far more.
+    assert np.allclose(sample(pipe), sample(loaded), atol=1e-5)
     assert sample(pipe).shape == (2, 16, 16, 3)
     if mode != "unconditional":
         assert loaded.label_encoder.config.mode == mode
