@@ -118,16 +118,20 @@ def real_scene_accuracy(model: SceneClassifier, n: int = 2048, seed: int = 1) ->
 # The metric
 # ---------------------------------------------------------------------------------------------
 
+def topk_mask(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image, 1 on its k top-scored labels, k = number of objects asked: ``(B, L)``."""
+    mask = torch.zeros_like(labels)
+    for i, (scores, target) in enumerate(zip(logits, labels)):
+        mask[i, scores.topk(int(target.sum())).indices] = 1
+    return mask
+
+
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     """i-CLEVR's count: per image, how many of its k top-scored labels were asked for.
 
     logits, labels: ``(B, L)``. Returns ``(hits, objects asked)``; accuracy is their ratio.
     """
-    hits = 0
-    for scores, target in zip(logits, labels):
-        k = int(target.sum())
-        hits += int(target[scores.topk(k).indices].sum())
-    return hits, int(labels.sum())
+    return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -151,10 +155,7 @@ def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | No
     """Accuracy of ``images`` against the objects asked for, per image set and per label."""
     logits = classify(images, evaluator)
     labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
-    topk = torch.zeros_like(labels)
-    for i, (scores, target) in enumerate(zip(logits, labels)):
-        topk[i, scores.topk(int(target.sum())).indices] = 1
-    asked, found = labels.sum(0), (topk * labels).sum(0)
+    asked, found = labels.sum(0), (topk_mask(logits, labels) * labels).sum(0)
     per_label = {OBJECTS[i]: float(found[i] / asked[i]) for i in range(len(OBJECTS)) if asked[i] > 0}
     return {
         "accuracy": float(found.sum() / asked.sum()),
