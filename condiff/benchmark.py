@@ -7,10 +7,22 @@
    measured in one run, alternating the two so that machine noise hits both alike.
 2. Sampling: images/s and new_test accuracy of the shipped cosine model (notebook 5) for DDPM-1000,
    DDIM-50/25 and DPM-Solver++-25/10, at guidance 2.
+
+Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 5 and the README read:
+
+    python -m condiff benchmark --samplers weights --device cuda --json weights/samplers.json
+    python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
+
+3. ``sampler_table``: every shipped model, guidance off and on, DDPM-1000 against DDIM and
+   DPM-Solver++ at 50 / 25 / 10 steps, on the full splits.
+4. ``training_curve``: the accuracy of each snapshot a run kept (``train --snapshot-every``)
+   against its training minutes: how long a recipe needs.
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -99,3 +111,70 @@ def report(quick: bool = False) -> str:
     for row in sampling(samplers=samplers, limit=8 if quick else None):
         lines.append(f"| {row['sampler']}-{row['steps']} | {row['images_per_second']:.1f} | {row['accuracy']:.3f} |")
     return "\n".join(lines)
+
+
+SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10))
+
+
+def _splits(pipe) -> list[str]:
+    return ["single"] if pipe.label_encoder.config.max_objects == 1 else ["test", "new_test"]
+
+
+def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
+    from .evaluate import evaluate
+
+    row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
+    images = seconds = 0
+    for split in _splits(pipe):
+        r = evaluate(pipe, split, guidance_scale=guidance_scale, scheduler=sampler, num_inference_steps=steps,
+                     evaluator=evaluator, limit=limit)
+        row[split] = round(r["accuracy"], 4)
+        images, seconds = images + len(r["cases"]), seconds + r["seconds"]
+    row["images_per_second"] = round(images / seconds, 2)
+    return row
+
+
+def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_scales=(1.0, 1.5, 2.0, 3.0, 4.0),
+                  samplers=SAMPLERS, device: str = "cpu", limit: int | None = None) -> dict:
+    """Guidance sweep (DDIM-25), then every sampler at w = 1 (guidance off) and the best w, per model.
+
+    Returns ``{"hardware": ..., "models": {name: {"sweep": [rows], "best_guidance": w, "samplers": [rows]}}}``;
+    a row holds the accuracy per split and images/s on ``device``.
+    """
+    from .evaluate import load_evaluator
+    from .pipeline import load_pipeline
+    from .results import MODELS
+    from .train import hardware
+
+    weights_dir, evaluator = Path(weights_dir), load_evaluator()
+    out = {"hardware": hardware() if device != "cpu" else hardware().replace("CPU", "CPU (sampling)"),
+           "device": device, "models": {}}
+    for name in names or MODELS:
+        if not (weights_dir / name / "model_index.json").is_file():
+            continue
+        pipe = load_pipeline(weights_dir / name).to(device)
+        if pipe.label_encoder is None:
+            continue  # nothing to score against labels
+        sweep = [_score(pipe, "ddim", 25, w, evaluator, limit) for w in guidance_scales]
+        best = max(sweep, key=lambda r: sum(r[s] for s in _splits(pipe)))["guidance_scale"]
+        rows = [_score(pipe, sampler, steps, w, evaluator, limit) for w in sorted({1.0, best})
+                for sampler, steps in samplers]
+        out["models"][name] = {"sweep": sweep, "best_guidance": best, "samplers": rows}
+    return out
+
+
+def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: str = "ddim", steps: int = 25,
+                   device: str = "cpu", limit: int | None = None) -> list[dict]:
+    """Accuracy of every snapshot in ``run_dir/snapshots`` against the training time it had had."""
+    from .evaluate import load_evaluator
+    from .pipeline import load_pipeline
+
+    evaluator, rows = load_evaluator(), []
+    for snap in sorted((Path(run_dir) / "snapshots").glob("step-*")):
+        info = json.loads((snap / "training.json").read_text())
+        pipe = load_pipeline(snap).to(device)
+        row = {"step": info["steps"], "images_seen": info["images_seen"],
+               "train_minutes": round(info["train_seconds"] / 60, 2), "hardware": info["hardware"]}
+        row.update(_score(pipe, sampler, steps, guidance_scale, evaluator, limit))
+        rows.append(row)
+    return rows

@@ -50,9 +50,11 @@ def cmd_train(args) -> None:
         from .recipes import get_recipe
         from .train import train
 
-        recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size)
+        recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
+                                                        learning_rate=args.learning_rate)
         out = args.out or f"runs/{recipe.name}"
-        summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after)
+        summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after,
+                        num_workers=args.workers, snapshot_every=args.snapshot_every)
     print(f"saved to {out}: {summary}")
 
 
@@ -116,9 +118,22 @@ def cmd_tutorial(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
-    from .benchmark import report
+    import json
 
-    print(report(quick=args.quick))
+    from . import benchmark
+
+    if args.samplers or args.curve:
+        limit = 8 if args.quick else None
+        if args.samplers:
+            result = benchmark.sampler_table(args.samplers, device=args.device, limit=limit)
+        else:
+            result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
+        text = json.dumps(result, indent=1)
+        if args.json:
+            Path(args.json).write_text(text + "\n")
+        print(text)
+    else:
+        print(benchmark.report(quick=args.quick))
 
 
 def cmd_cards(args) -> None:
@@ -144,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="total optimiser steps (default: the recipe's)")
     p.add_argument("--stop-after", type=int, help="stop this call after N steps; run again to resume")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that render batches ahead of the GPU (default 0: render in the loop)")
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.set_defaults(func=cmd_train)
 
@@ -177,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    p.add_argument("--samplers", metavar="WEIGHTS_DIR", help="guidance sweep and sampler table of every model there")
+    p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--json", help="also write the result to this file")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")

@@ -19,7 +19,7 @@ class Recipe:
     max_objects: int = 3  # 1: one-hot single-object scenes (notebook 2)
     beta_schedule: str = "linear"  # or "squaredcos_cap_v2", the cosine schedule (notebook 5)
     image_size: int = 32
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    block_out_channels: tuple[int, ...] = (48, 96, 96)  # 2.5M parameters, 10 MB of weights
     layers_per_block: int = 1
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -38,6 +38,17 @@ class Recipe:
 
     def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def command(self) -> str:
+        """The CLI call that trains this recipe: its name plus every setting that differs from it."""
+        flags = {"max_steps": "--max-steps", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+                 "seed": "--seed"}
+        base = RECIPES.get(self.name)
+        parts = [f"python -m condiff train {self.name}"]
+        for key, flag in flags.items():
+            if base is None or getattr(self, key) != getattr(base, key) or key == "max_steps":
+                parts.append(f"{flag} {getattr(self, key)}")
+        return " ".join(parts)
 
     def quick(self) -> Recipe:
         """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""

@@ -13,7 +13,12 @@ The same code runs on a CPU, one GPU or several (``accelerate launch -m condiff 
 Everything random is drawn from ``(seed, step, process)``, so a run is reproducible and a
 resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_every`` steps
 the output folder gets ``checkpoint.pt`` (written to a temp file, then renamed), the EMA
-weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot).
+weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot). With
+``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
+``condiff.benchmark.training_curve`` scores to plot accuracy against training time.
+
+On a GPU the scene renderer, not the UNet, is the bottleneck: ``num_workers`` processes render
+the next batches while the GPU trains on this one (same batches, same order, same results).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -60,9 +66,23 @@ def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=5)
-        return out.stdout.strip() or "unknown"
+        commit = out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        commit = ""
+    return commit or os.environ.get("CONDIFF_COMMIT", "unknown")  # a copy without .git can say it
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Step ``i`` -> ``data.batch(i, batch_size, rank)``, so a DataLoader can render ahead."""
+
+    def __init__(self, data, batch_size: int, rank: int, start: int, end: int):
+        self.data, self.batch_size, self.rank, self.start, self.end = data, batch_size, rank, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, i: int):
+        return self.data.batch(self.start + i, self.batch_size, self.rank)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -86,15 +106,22 @@ def train(
     stop_after: int | None = None,
     progress: bool = True,
     channels_last: bool = True,
+    num_workers: int = 0,
+    snapshot_every: int = 0,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
     ``data`` is anything with ``batch(step, batch_size, rank)`` (default: procedural scenes).
     ``resume`` continues from ``output_dir/checkpoint.pt`` when it exists. ``stop_after`` ends
     this call after that many steps (the run can be resumed later), for time-boxed sessions.
+    ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
+    the EMA pipeline every that many steps in ``output_dir/snapshots/``.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
+    if snapshot_every % recipe.checkpoint_every:
+        raise ValueError(f"snapshot_every={snapshot_every} must be a multiple of the recipe's "
+                         f"checkpoint_every={recipe.checkpoint_every} (snapshots are taken at checkpoints)")
     output_dir = Path(output_dir)
     commit = git_commit()  # the code this run starts with
     accelerator = Accelerator(
@@ -118,7 +145,8 @@ def train(
     params = [p for m in trainable for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
-    ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4)
+    ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
+    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
     # 2. Resume.
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -149,9 +177,14 @@ def train(
     end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
     bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
                disable=not (progress and accelerator.is_main_process), mininterval=5)
+    batches = _Batches(data, recipe.batch_size, rank, start, end)
+    if num_workers > 0:
+        batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
+                                              prefetch_factor=4, persistent_workers=False)
+    batches = iter(batches)
     tick = time.perf_counter()
     for step in bar:
-        x0, labels = data.batch(step, recipe.batch_size, rank)  # (B, 3, H, W), (B, L)
+        x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
         g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step * 101 + rank)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
@@ -173,7 +206,8 @@ def train(
         ema.step(params)
 
         mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-        history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0]})
+        history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
+                        "seconds": round(seconds + time.perf_counter() - tick, 2)})  # training time so far
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
             seconds += time.perf_counter() - tick
@@ -181,9 +215,18 @@ def train(
             if accelerator.is_main_process:
                 _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
                       noise_scheduler, encoder, accelerator.num_processes, commit)
+                if snapshot_every and (step + 1) % snapshot_every == 0:
+                    _snapshot(output_dir, step + 1)
             accelerator.wait_for_everyone()
     bar.close()
     return json.loads((output_dir / "training.json").read_text())
+
+
+def _snapshot(output_dir: Path, step: int) -> None:
+    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN``."""
+    target = output_dir / "snapshots" / f"step-{step:06d}"
+    shutil.copytree(output_dir, target, dirs_exist_ok=True,
+                    ignore=lambda folder, names: [n for n in names if n == "snapshots" or n.startswith("checkpoint")])
 
 
 def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
@@ -207,7 +250,7 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
     _atomic_write_text(json.dumps(history) + "\n", output_dir / "history.json")
     summary = {
         "recipe": recipe.to_dict(),
-        "command": f"python -m condiff train {recipe.name} --max-steps {recipe.max_steps}",
+        "command": recipe.command(),
         "steps": step,
         "images_seen": step * recipe.batch_size * num_processes,
         "train_seconds": round(seconds, 1),

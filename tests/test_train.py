@@ -39,8 +39,13 @@ def run(out, **kwargs) -> dict:
     return train("tiny", out, progress=False, **kwargs)
 
 
+def without_clock(history: list[dict]) -> list[dict]:
+    """History entries minus their wall-clock ``seconds`` (which no two runs share)."""
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
 def history(out) -> list[dict]:
-    return json.loads((Path(out) / "history.json").read_text())
+    return without_clock(json.loads((Path(out) / "history.json").read_text()))
 
 
 def checkpoint(out) -> dict:
@@ -50,7 +55,7 @@ def checkpoint(out) -> dict:
 def assert_same_state(a: dict, b: dict) -> None:
     """Two checkpoints hold exactly the same weights, optimiser moments, EMA and history."""
     assert a["step"] == b["step"]
-    assert a["history"] == b["history"]
+    assert without_clock(a["history"]) == without_clock(b["history"])
     for key in ("model_0", "model_1"):
         assert a[key].keys() == b[key].keys()
         for name in a[key]:
@@ -290,3 +295,30 @@ def test_two_process_cpu_accelerate_launch(tmp_path):
     run(tmp_path / "single")
     assert [h["lr"] for h in history(out)] == [h["lr"] for h in history(tmp_path / "single")]
     load_pipeline(out)
+
+
+def test_render_ahead_workers_and_snapshots(tmp_path):
+    """Workers render the same batches in the same order; snapshots keep the EMA pipeline per checkpoint."""
+    train(TINY, tmp_path / "a", progress=False)
+    train(TINY, tmp_path / "b", progress=False, num_workers=2, snapshot_every=TINY.checkpoint_every)
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    snaps = sorted(p.name for p in (tmp_path / "b" / "snapshots").iterdir())
+    assert snaps == [f"step-{s:06d}" for s in range(TINY.checkpoint_every, TINY.max_steps + 1, TINY.checkpoint_every)]
+    first = tmp_path / "b" / "snapshots" / snaps[0]
+    assert json.loads((first / "training.json").read_text())["steps"] == TINY.checkpoint_every
+    assert not list(first.glob("checkpoint*")) and (first / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    seconds = [h["seconds"] for h in json.loads((tmp_path / "b" / "history.json").read_text())]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+
+
+def test_snapshot_every_must_fall_on_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match="multiple of the recipe's checkpoint_every"):
+        train(TINY, tmp_path, progress=False, snapshot_every=TINY.checkpoint_every + 1)
+
+
+def test_recipe_command_names_every_change():
+    from condiff.recipes import get_recipe
+
+    recipe = get_recipe("time_sum").with_overrides(max_steps=500, batch_size=256, learning_rate=2e-3)
+    assert recipe.command() == "python -m condiff train time_sum --max-steps 500 --batch-size 256 --learning-rate 0.002"
+    assert get_recipe("concat").command() == "python -m condiff train concat --max-steps 20000"
