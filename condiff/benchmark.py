@@ -113,7 +113,7 @@ def report(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10))
+SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
 
 
 def _splits(pipe) -> list[str]:
@@ -135,11 +135,12 @@ def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, lim
 
 
 def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_scales=(1.0, 1.5, 2.0, 3.0, 4.0),
-                  samplers=SAMPLERS, device: str = "cpu", limit: int | None = None) -> dict:
+                  samplers=SAMPLERS, device: str = "cpu", limit: int | None = None, on_row=None) -> dict:
     """Guidance sweep (DDIM-25), then every sampler at w = 1 (guidance off) and the best w, per model.
 
     Returns ``{"hardware": ..., "models": {name: {"sweep": [rows], "best_guidance": w, "samplers": [rows]}}}``;
-    a row holds the accuracy per split and images/s on ``device``.
+    a row holds the accuracy per split and images/s on ``device``. ``on_row(result)`` is called
+    after every row, e.g. to save partial results of a time-boxed run.
     """
     from .evaluate import load_evaluator
     from .pipeline import load_pipeline
@@ -155,11 +156,16 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
         pipe = load_pipeline(weights_dir / name).to(device)
         if pipe.label_encoder is None:
             continue  # nothing to score against labels
-        sweep = [_score(pipe, "ddim", 25, w, evaluator, limit) for w in guidance_scales]
-        best = max(sweep, key=lambda r: sum(r[s] for s in _splits(pipe)))["guidance_scale"]
-        rows = [_score(pipe, sampler, steps, w, evaluator, limit) for w in sorted({1.0, best})
-                for sampler, steps in samplers]
-        out["models"][name] = {"sweep": sweep, "best_guidance": best, "samplers": rows}
+        entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
+        for w in guidance_scales:
+            entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
+            on_row and on_row(out)
+        best = max(entry["sweep"], key=lambda r: sum(r[s] for s in _splits(pipe)))["guidance_scale"]
+        entry["best_guidance"] = best
+        for sampler, steps in samplers:
+            for w in sorted({1.0, best}):
+                entry["samplers"].append(_score(pipe, sampler, steps, w, evaluator, limit))
+                on_row and on_row(out)
     return out
 
 
