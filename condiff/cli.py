@@ -54,7 +54,7 @@ def cmd_train(args) -> None:
                                                         learning_rate=args.learning_rate)
         out = args.out or f"runs/{recipe.name}"
         summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after,
-                        num_workers=args.workers, snapshot_every=args.snapshot_every)
+                        num_workers=args.workers, snapshot_every=args.snapshot_every, note=args.note)
     print(f"saved to {out}: {summary}")
 
 
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes that render batches ahead of the GPU (default 0: render in the loop)")
     p.add_argument("--snapshot-every", type=int, default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
+    p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.set_defaults(func=cmd_train)
 

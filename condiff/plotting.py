@@ -295,14 +295,21 @@ def accuracy_bars(results: Mapping[str, Mapping[str, float]], title: str | None 
 
 
 def accuracy_curve(
-    xs: Sequence[float], ys_by_name: Mapping[str, Sequence[float]], xlabel: str, title: str | None = None,
+    xs: Sequence[float] | Mapping[str, Sequence[float]], ys_by_name: Mapping[str, Sequence[float]], xlabel: str,
+    title: str | None = None, logx: bool = False,
 ) -> Figure:
-    """Accuracy against a swept quantity (guidance scale, steps...), one line with markers per name."""
+    """Accuracy against a swept quantity (guidance scale, steps...), one line with markers per name.
+
+    ``xs`` is shared by every line, or a mapping with each name's own x positions.
+    """
     fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
     for name, ys in ys_by_name.items():
-        if len(ys) != len(xs):
-            raise ValueError(f"{name!r} has {len(ys)} values for {len(xs)} x positions")
-        ax.plot(xs, ys, marker="o", label=name)
+        line_xs = xs[name] if isinstance(xs, Mapping) else xs
+        if len(ys) != len(line_xs):
+            raise ValueError(f"{name!r} has {len(ys)} values for {len(line_xs)} x positions")
+        ax.plot(line_xs, ys, marker="o", label=name)
+    if logx:
+        ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy")

@@ -76,10 +76,21 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
     return row
 
 
-def results_table(weights_dir: Path = WEIGHTS_DIR, guidance_scales=(1.0, 2.0), quick: bool = False) -> list[dict]:
+def best_guidance(name: str, weights_dir: Path = WEIGHTS_DIR, default: float = 2.0) -> float:
+    """The guidance weight that scored best in the sweep of ``weights/samplers.json`` (else ``default``)."""
+    path = weights_dir / "samplers.json"
+    if path.is_file():
+        entry = json.loads(path.read_text())["models"].get(name)
+        if entry and entry.get("best_guidance") is not None:
+            return float(entry["best_guidance"])
+    return default
+
+
+def results_table(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> list[dict]:
+    """Every shipped model with guidance off (w = 1) and at its best w."""
     rows = []
     for name in shipped_models(weights_dir):
-        for w in guidance_scales:
+        for w in sorted({1.0, best_guidance(name, weights_dir)}):
             rows.append(model_row(name, w, weights_dir, quick=quick))
             if rows[-1].get("test") is None and rows[-1].get("single") is None:
                 break  # unconditional: no labels, no guidance
@@ -122,7 +133,47 @@ def update_readme(results: dict, readme: Path = README) -> None:
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
     table = f"{to_markdown(results['rows'])}\n\nMeasured with {results['settings']}."
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    text = f"{head}{START}\n{table}\n{END}{tail}"
+    if GPU_START in text:
+        head, rest = text.split(GPU_START, 1)
+        text = f"{head}{GPU_START}\n{gpu_markdown(readme.parent / 'weights')}\n{GPU_END}{rest.split(GPU_END, 1)[1]}"
+    readme.write_text(text)
+
+
+GPU_START = "<!-- samplers: written by `python -m condiff results` from weights/samplers.json -->"
+GPU_END = "<!-- /samplers -->"
+
+
+def gpu_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
+    samplers = json.loads((weights_dir / "samplers.json").read_text())
+
+    def pair(r):  # "test / new_test", or the single split
+        return f"{r['single']:.3f}" if "single" in r else f"{r['test']:.3f} / {r['new_test']:.3f}"
+
+    columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()
+                                 for r in e["samplers"]))
+    lines = [f"Accuracy (test / new_test, or `single`) by sampler, measured on {samplers['hardware']}; "
+             f"{samplers['settings']}.", "",
+             "| model | w | " + " | ".join(f"{s.upper()}-{n}" for s, n in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for name, entry in samplers["models"].items():
+        for w in sorted({r["guidance_scale"] for r in entry["samplers"]}):
+            cells = {(r["sampler"], r["steps"]): pair(r) for r in entry["samplers"] if r["guidance_scale"] == w}
+            lines.append(f"| {MODELS.get(name, name)} | {w:g} | " + " | ".join(cells.get(c, "-") for c in columns) + " |")
+    path = weights_dir / "training_curves.json"
+    if path.is_file():
+        curves = json.loads(path.read_text())["curves"]
+        names = list(curves)
+        first = curves[names[0]]
+        lines += ["", "Accuracy (test / new_test, DDIM-25, w = 2) of the snapshots taken during training:", "",
+                  "| step | images seen | minutes | " + " | ".join(MODELS.get(n, n) for n in names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for i, r in enumerate(first):
+            cells = [pair(curves[n][i]) if i < len(curves[n]) else "-" for n in names]
+            lines.append(f"| {r['step']:,} | {r['images_seen']:,} | {r['train_minutes']:.1f} ({r['hardware']}) | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -196,6 +247,8 @@ def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
         ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
         ("seed", info["seed"]),
     ]
+    if "note" in info:
+        facts.append(("note", info["note"]))
     if "final_loss" in info:
         facts.append(("final loss (mean of the last 100 steps)", f"{info['final_loss']:.4f}"))
     if "parameters" in info:

@@ -63,13 +63,16 @@ def hardware() -> str:
 
 
 def git_commit() -> str:
+    """The commit of this code: ``CONDIFF_COMMIT`` if set (copies whose .git may be stale), else git's."""
+    if os.environ.get("CONDIFF_COMMIT"):
+        return os.environ["CONDIFF_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=5)
         commit = out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return commit or os.environ.get("CONDIFF_COMMIT", "unknown")  # a copy without .git can say it
+    return commit or "unknown"
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -108,6 +111,7 @@ def train(
     channels_last: bool = True,
     num_workers: int = 0,
     snapshot_every: int = 0,
+    note: str | None = None,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -115,7 +119,8 @@ def train(
     ``resume`` continues from ``output_dir/checkpoint.pt`` when it exists. ``stop_after`` ends
     this call after that many steps (the run can be resumed later), for time-boxed sessions.
     ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
-    the EMA pipeline every that many steps in ``output_dir/snapshots/``.
+    the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
+    was shared, say) goes into ``training.json`` and the weights card.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
@@ -214,7 +219,7 @@ def train(
             tick = time.perf_counter()
             if accelerator.is_main_process:
                 _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                      noise_scheduler, encoder, accelerator.num_processes, commit)
+                      noise_scheduler, encoder, accelerator.num_processes, commit, note)
                 if snapshot_every and (step + 1) % snapshot_every == 0:
                     _snapshot(output_dir, step + 1)
             accelerator.wait_for_everyone()
@@ -230,7 +235,7 @@ def _snapshot(output_dir: Path, step: int) -> None:
 
 
 def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
-          noise_scheduler, encoder, num_processes, commit) -> None:
+          noise_scheduler, encoder, num_processes, commit, note=None) -> None:
     """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
     state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
     state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
@@ -262,4 +267,6 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
         "torch": torch.__version__,
         "seed": recipe.seed,
     }
+    if note:
+        summary["note"] = note
     _atomic_write_text(json.dumps(summary, indent=1) + "\n", output_dir / "training.json")

@@ -10,3 +10,37 @@ def test_training_throughput_compares_both_steps():
 def test_quick_report_has_both_tables():
     text = report(quick=True)
     assert "| ratio |" in text and "| ddim-5 |" in text
+
+
+def _tiny_run(tmp_path):
+    from condiff.recipes import get_recipe
+    from condiff.train import train
+
+    tiny = get_recipe("tiny")
+    train(tiny, tmp_path / "runs" / "time_sum", progress=False, snapshot_every=tiny.checkpoint_every)
+    return tmp_path / "runs", tiny
+
+
+def test_training_curve_scores_every_snapshot(tmp_path):
+    from condiff.benchmark import training_curve
+
+    runs, tiny = _tiny_run(tmp_path)
+    rows = training_curve(runs / "time_sum", steps=2, limit=2)
+    assert [r["step"] for r in rows] == list(range(tiny.checkpoint_every, tiny.max_steps + 1, tiny.checkpoint_every))
+    assert all(0 <= r["test"] <= 1 and 0 <= r["new_test"] <= 1 and r["train_minutes"] >= 0 for r in rows)
+    assert rows[-1]["images_seen"] == tiny.max_steps * tiny.batch_size
+
+
+def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
+    from condiff.benchmark import sampler_table
+
+    runs, _ = _tiny_run(tmp_path)
+    saved = []
+    table = sampler_table(runs, guidance_scales=(1.0, 2.0), samplers=(("ddim", 2), ("dpm++", 2)), limit=2,
+                          on_row=lambda r: saved.append(len(r["models"]["time_sum"]["samplers"])))
+    entry = table["models"]["time_sum"]
+    assert [r["guidance_scale"] for r in entry["sweep"]] == [1.0, 2.0]
+    assert entry["best_guidance"] in (1.0, 2.0)
+    expected = 2 * len({1.0, entry["best_guidance"]})
+    assert len(entry["samplers"]) == expected and saved[-1] == expected and len(saved) == 2 + expected
+    assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} == {("ddim", 2), ("dpm++", 2)}

@@ -40,3 +40,27 @@ def test_results_were_measured_on_the_shipped_weights():
     table = to_markdown(results["rows"])
     assert table in README.read_text(), "README's results table differs from weights/results.json"
     assert not re.search(r"RT0\d", README.read_text())
+
+
+def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
+    """weights/samplers.json (sampler comparison) belongs to these weights, and the README shows it."""
+    from condiff.results import gpu_markdown
+
+    samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
+    assert samplers["digests"] == {name: weights_digest(name) for name in samplers["models"]}, \
+        "weights changed since weights/samplers.json was measured: rerun `python -m condiff benchmark --samplers`"
+    for name, entry in samplers["models"].items():
+        sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in ("test", "new_test", "single")))
+        assert entry["best_guidance"] == sweep_best["guidance_scale"]
+        assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} >= {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)}
+    assert gpu_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
+
+
+def test_results_table_uses_each_models_best_guidance():
+    from condiff.results import best_guidance
+
+    results = json.loads((WEIGHTS_DIR / "results.json").read_text())
+    for name in shipped_models():
+        scales = {r["guidance_scale"] for r in results["rows"] if r["model"] == name and "max_prob" not in r}
+        if name != "unconditional":
+            assert scales == {1.0, best_guidance(name)}
