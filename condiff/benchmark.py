@@ -156,14 +156,21 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     from .train import hardware
 
     weights_dir, evaluator = Path(weights_dir), load_evaluator()
+    from .results import weights_digest
+
     out = {"hardware": hardware() if device != "cpu" else hardware().replace("CPU", "CPU (sampling)"),
-           "device": device, "models": {}}
+           "device": device,
+           "settings": (f"first {limit} cases of each split" if limit else
+                        "full splits (test and new_test: 64 cases each; single: 48)")
+           + ", seed 0, evaluator weights/evaluator",
+           "digests": {}, "models": {}}
     for name in names or MODELS:
         if not (weights_dir / name / "model_index.json").is_file():
             continue
         pipe = load_pipeline(weights_dir / name).to(device)
         if pipe.label_encoder is None:
             continue  # nothing to score against labels
+        out["digests"][name] = weights_digest(name, weights_dir)  # ties the table to these weights
         entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
         for w in guidance_scales:
             entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))

@@ -160,7 +160,8 @@ def gpu_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
     for name, entry in samplers["models"].items():
         for w in sorted({r["guidance_scale"] for r in entry["samplers"]}):
             cells = {(r["sampler"], r["steps"]): pair(r) for r in entry["samplers"] if r["guidance_scale"] == w}
-            lines.append(f"| {MODELS.get(name, name)} | {w:g} | " + " | ".join(cells.get(c, "-") for c in columns) + " |")
+            row = " | ".join(cells.get(c, "-") for c in columns)
+            lines.append(f"| {MODELS.get(name, name)} | {w:g} | {row} |")
     path = weights_dir / "training_curves.json"
     if path.is_file():
         curves = json.loads(path.read_text())["curves"]

@@ -49,8 +49,9 @@ def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
     samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
     assert samplers["digests"] == {name: weights_digest(name) for name in samplers["models"]}, \
         "weights changed since weights/samplers.json was measured: rerun `python -m condiff benchmark --samplers`"
-    for name, entry in samplers["models"].items():
-        sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in ("test", "new_test", "single")))
+    splits = ("test", "new_test", "single")
+    for entry in samplers["models"].values():
+        sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in splits))
         assert entry["best_guidance"] == sweep_best["guidance_scale"]
         assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} >= {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)}
     assert gpu_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
