@@ -124,16 +124,12 @@ def report(quick: bool = False) -> str:
 SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
 
 
-def _splits(pipe) -> list[str]:
-    return ["single"] if pipe.label_encoder.config.max_objects == 1 else ["test", "new_test"]
-
-
 def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, splits_for
 
     row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
     images = seconds = 0
-    for split in _splits(pipe):
+    for split in splits_for(pipe):
         r = evaluate(pipe, split, guidance_scale=guidance_scale, scheduler=sampler, num_inference_steps=steps,
                      evaluator=evaluator, limit=limit)
         row[split] = round(r["accuracy"], 4)
@@ -150,7 +146,7 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     a row holds the accuracy per split and images/s on ``device``. ``on_row(result)`` is called
     after every row, e.g. to save partial results of a time-boxed run.
     """
-    from .evaluate import load_evaluator
+    from .evaluate import load_evaluator, splits_for
     from .pipeline import load_pipeline
     from .results import MODELS
     from .train import hardware
@@ -175,7 +171,7 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
         for w in guidance_scales:
             entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
             on_row and on_row(out)
-        best = max(entry["sweep"], key=lambda r: sum(r[s] for s in _splits(pipe)))["guidance_scale"]
+        best = max(entry["sweep"], key=lambda r: sum(r[s] for s in splits_for(pipe)))["guidance_scale"]
         entry["best_guidance"] = best
         for sampler, steps in samplers:
             for w in sorted({1.0, best}):

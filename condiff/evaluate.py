@@ -164,6 +164,11 @@ def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | No
     }
 
 
+def splits_for(pipeline) -> list[str]:
+    """The committed splits a conditional pipeline is scored on: ``single`` for one-object models."""
+    return ["single"] if pipeline.label_encoder.config.max_objects == 1 else ["test", "new_test"]
+
+
 def evaluate(
     pipeline,
     split: str | Path = "test",

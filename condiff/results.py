@@ -20,7 +20,7 @@ import torch
 from . import WEIGHTS_DIR
 from .data.iclevr import load_split
 from .data.scenes import ProceduralScenes
-from .evaluate import classify, evaluate, load_evaluator
+from .evaluate import classify, evaluate, load_evaluator, splits_for
 from .models import count_parameters
 from .pipeline import load_pipeline, make_scheduler
 
@@ -63,7 +63,7 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
         row["max_prob"] = round(float(torch.sigmoid(classify(fake, evaluator)).max(1).values.mean()), 3)
         row["max_prob_real"] = round(float(torch.sigmoid(classify(real, evaluator)).max(1).values.mean()), 3)
         return row
-    splits = ["single"] if pipe.label_encoder.config.max_objects == 1 else ["test", "new_test"]
+    splits = splits_for(pipe)
     for split in splits:
         result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
                           evaluator=evaluator, limit=8 if quick else None)

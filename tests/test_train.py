@@ -319,6 +319,6 @@ def test_snapshot_every_must_fall_on_checkpoints(tmp_path):
 def test_recipe_command_names_every_change():
     from condiff.recipes import get_recipe
 
-    recipe = get_recipe("time_sum").with_overrides(max_steps=500, batch_size=256, learning_rate=2e-3)
-    assert recipe.command() == "python -m condiff train time_sum --max-steps 500 --batch-size 256 --learning-rate 0.002"
+    recipe = get_recipe("time_sum").with_overrides(max_steps=500, batch_size=128, learning_rate=2e-3)
+    assert recipe.command() == "python -m condiff train time_sum --max-steps 500 --batch-size 128 --learning-rate 0.002"
     assert get_recipe("concat").command() == "python -m condiff train concat --max-steps 2100"
