@@ -280,6 +280,7 @@ def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
         "",
         "\"CPU: x86_64\" is the machine this repository is developed and tested on: a 2-core Intel Xeon VM",
         "at 2.5 GHz with no GPU; runs that say \"1 threads\" trained two at a time, one thread each.",
+        "Runs on a GPU name the card; their `note` says how the card was shared.",
         "",
     ]
     return "\n".join(header) + "\n" + "\n\n".join(model_card(n, weights_dir) for n in names) + "\n"
