@@ -174,6 +174,13 @@ def gpu_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
             cells = [pair(curves[n][i]) if i < len(curves[n]) else "-" for n in names]
             lines.append(f"| {r['step']:,} | {r['images_seen']:,} | {r['train_minutes']:.1f} ({r['hardware']}) | "
                          + " | ".join(cells) + " |")
+        check = json.loads(path.read_text()).get("cpu_check")
+        for name, rows in (check or {}).get("curves", {}).items():
+            gpu = {r["step"]: r for r in curves.get(name, [])}
+            for r in rows:
+                same = f" (the GPU run at that step: {pair(gpu[r['step']])})" if r["step"] in gpu else ""
+                lines += ["", f"The same recipe on the 2-core CPU ({MODELS.get(name, name)}): step {r['step']:,} "
+                              f"after {r['train_minutes']:.1f} minutes on {r['hardware']}, {pair(r)}{same}."]
     return "\n".join(lines)
 
 
