@@ -148,14 +148,11 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     """
     from .evaluate import load_evaluator, splits_for
     from .pipeline import load_pipeline
-    from .results import MODELS
+    from .results import MODELS, weights_digest
     from .train import hardware
 
     weights_dir, evaluator = Path(weights_dir), load_evaluator()
-    from .results import weights_digest
-
-    out = {"hardware": hardware() if device != "cpu" else hardware().replace("CPU", "CPU (sampling)"),
-           "device": device,
+    out = {"hardware": hardware(), "device": device,
            "settings": (f"first {limit} cases of each split" if limit else
                         "full splits (test and new_test: 64 cases each; single: 48)")
            + ", seed 0, evaluator weights/evaluator",
@@ -170,13 +167,15 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
         entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
         for w in guidance_scales:
             entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
-            on_row and on_row(out)
+            if on_row:
+                on_row(out)
         best = max(entry["sweep"], key=lambda r: sum(r[s] for s in splits_for(pipe)))["guidance_scale"]
         entry["best_guidance"] = best
         for sampler, steps in samplers:
             for w in sorted({1.0, best}):
                 entry["samplers"].append(_score(pipe, sampler, steps, w, evaluator, limit))
-                on_row and on_row(out)
+                if on_row:
+                    on_row(out)
     return out
 
 

@@ -134,17 +134,18 @@ def update_readme(results: dict, readme: Path = README) -> None:
     tail = rest.split(END, 1)[1]
     table = f"{to_markdown(results['rows'])}\n\nMeasured with {results['settings']}."
     text = f"{head}{START}\n{table}\n{END}{tail}"
-    if GPU_START in text:
-        head, rest = text.split(GPU_START, 1)
-        text = f"{head}{GPU_START}\n{gpu_markdown(readme.parent / 'weights')}\n{GPU_END}{rest.split(GPU_END, 1)[1]}"
+    if SAMPLERS_START in text:
+        head, rest = text.split(SAMPLERS_START, 1)
+        tables, tail = samplers_markdown(readme.parent / "weights"), rest.split(SAMPLERS_END, 1)[1]
+        text = f"{head}{SAMPLERS_START}\n{tables}\n{SAMPLERS_END}{tail}"
     readme.write_text(text)
 
 
-GPU_START = "<!-- samplers: written by `python -m condiff results` from weights/samplers.json -->"
-GPU_END = "<!-- /samplers -->"
+SAMPLERS_START = "<!-- samplers: written by `python -m condiff results` from weights/samplers.json -->"
+SAMPLERS_END = "<!-- /samplers -->"
 
 
-def gpu_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
     """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
     samplers = json.loads((weights_dir / "samplers.json").read_text())
 

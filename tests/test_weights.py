@@ -44,7 +44,7 @@ def test_results_were_measured_on_the_shipped_weights():
 
 def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
     """weights/samplers.json (sampler comparison) belongs to these weights, and the README shows it."""
-    from condiff.results import gpu_markdown
+    from condiff.results import samplers_markdown
 
     samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
     assert samplers["digests"] == {name: weights_digest(name) for name in samplers["models"]}, \
@@ -54,7 +54,7 @@ def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
         sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in splits))
         assert entry["best_guidance"] == sweep_best["guidance_scale"]
         assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} >= {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)}
-    assert gpu_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
+    assert samplers_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
 
 
 def test_results_table_uses_each_models_best_guidance():
