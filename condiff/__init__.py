@@ -15,10 +15,14 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+# Where the repository is published: the notebooks' Colab badges and clone, the README and the blog
+# export are built from (and tested against) this one string.
+REPO_URL = "https://github.com/condiff/condiff"
+
 # The shipped weights: ``weights/`` beside this package in a clone, or $CONDIFF_WEIGHTS.
 WEIGHTS_DIR = Path(os.environ.get("CONDIFF_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))
 
 from .models import LabelEncoder  # noqa: E402  (diffusers finds a saved pipeline's encoder here)
 from .pipeline import ConditionalDDPMPipeline  # noqa: E402
 
-__all__ = ["WEIGHTS_DIR", "LabelEncoder", "ConditionalDDPMPipeline"]
+__all__ = ["REPO_URL", "WEIGHTS_DIR", "LabelEncoder", "ConditionalDDPMPipeline"]

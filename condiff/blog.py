@@ -1,27 +1,45 @@
-"""Export executed notebooks as Markdown blog posts, with YAML front matter and their figures as files.
+"""Export executed notebooks as a series of Markdown blog posts, with YAML front matter and figures as files.
 
-    python -m condiff blog --out site/_posts                      # every notebooks/*.ipynb
-    python -m condiff blog --out docs/posts --date 2026-11-27 notebooks/03_time_sum_multilabel.ipynb
+    python -m condiff blog --out site/_posts                      # every notebooks/*.ipynb + a series intro
+    python -m condiff blog --out site/_posts --date 2026-11-27 --interval-days 7
+    python -m condiff blog --out docs/posts notebooks/03_time_sum_multilabel.ipynb
 
 Each notebook ``NN_some_name.ipynb`` becomes ``OUT/DATE-NN_some_name.md`` (the name Jekyll wants) and its figures
 ``OUT/NN_some_name_files/NN_some_name_<cell>_<index>.png``, which the Markdown links relatively. The front
-matter holds ``title`` (the first ``# `` heading), ``date``, ``tags`` and ``excerpt`` (the first paragraph of
-prose after the title). The Colab set-up cell (the first code cell mentioning ``google.colab``) is left out;
-everything else, code included, is kept. Execute the notebooks first: a notebook without outputs is refused.
+matter holds ``title`` (the first ``# `` heading, which leaves the body so themes print it once), ``date``,
+``tags`` and ``excerpt`` (the first paragraph of prose after the title). Exporting the whole folder dates
+the posts one ``interval_days`` apart from the start date, after a short intro post made from the README.
+
+A post reads as a post, not as a notebook:
+- links between notebooks point to the posts; other repository paths (``../weights/README.md``) become
+  absolute URLs under ``condiff.REPO_URL``;
+- the Colab set-up cell (the first code cell mentioning ``google.colab``) and a set-up heading above it
+  become a one-line install note;
+- the shown code is the reader-mode code: ``A if QUICK else B`` reads ``B`` and ``TRAIN or QUICK`` reads
+  ``TRAIN`` (``QUICK`` is the notebooks' smoke-test switch, defined in the set-up cell);
+- figures get their title (the ``title=`` of the plotting call, else the section heading) as alt text.
+Execute the notebooks first: a notebook without outputs is refused.
 """
 from __future__ import annotations
 
+import ast
 import copy
 import datetime as dt
 import json
+import posixpath
 import re
 from pathlib import Path
 
+from . import REPO_URL
+
 BASE_TAGS = ["diffusion", "diffusers", "pytorch", "conditional-generation"]
+BRANCH = "main"
 
 _LINK = re.compile(r"!?\[[^\]]*\]\([^)]*\)")  # [text](url) and ![alt](url); a badge is one nested in the other
 _NOT_PROSE = ("#", "```", "~~~", "$$", "<", "|", ">", "- ", "* ", "+ ")  # headings, code, math, HTML, tables, lists
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)")
+_TARGET = re.compile(r"(\]\()([^)\s]+)(\))")  # the url of a markdown link or image
+_FIGURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+_(\d+)_\d+\.png)\)")  # nbconvert's <stem>_files/<stem>_<cell>_<i>.png
 
 
 def _text(source) -> str:
@@ -47,6 +65,14 @@ def _is_prose(paragraph: str) -> bool:
     return linked <= len(paragraph) / 2
 
 
+def _first_prose(text: str) -> str:
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = paragraph.strip()
+        if paragraph and _is_prose(paragraph):
+            return " ".join(paragraph.split())
+    return ""
+
+
 def _excerpt(nb) -> str:
     """The first prose paragraph after the title, on one line ("" when there is none)."""
     seen_title = False
@@ -61,10 +87,9 @@ def _excerpt(nb) -> str:
                 continue
             seen_title = True
             text = "\n".join(lines[heading + 1:])
-        for paragraph in re.split(r"\n\s*\n", text):
-            paragraph = paragraph.strip()
-            if paragraph and _is_prose(paragraph):
-                return " ".join(paragraph.split())
+        paragraph = _first_prose(text)
+        if paragraph:
+            return paragraph
     return ""
 
 
@@ -81,16 +106,6 @@ def _has_outputs(nb) -> bool:
     return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
 
 
-def _without_setup_cell(nb):
-    """A copy of ``nb`` without its first code cell that mentions ``google.colab`` (the Colab set-up)."""
-    nb = copy.deepcopy(nb)
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and "google.colab" in _text(cell.source):
-            del nb.cells[i]
-            break
-    return nb
-
-
 def _date(date) -> dt.date:
     if date is None:
         return dt.date.today()
@@ -104,6 +119,143 @@ def _date(date) -> dt.date:
         raise ValueError(f"date must be YYYY-MM-DD, got {date!r}") from None
 
 
+def post_name(stem: str, date) -> str:
+    """``DATE-stem.md``: the file (and link target) of a post."""
+    return f"{_date(date).isoformat()}-{stem}.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# From notebook to post: links, the set-up cell, reader-mode code, the title, alt text
+# ---------------------------------------------------------------------------------------------
+
+def repo_url(path: str, folder: bool = False) -> str:
+    """The GitHub page of ``path`` (relative to the repository root) under ``REPO_URL``."""
+    return f"{REPO_URL}/{'tree' if folder else 'blob'}/{BRANCH}/{path.strip('/')}".rstrip("/")
+
+
+def rewrite_links(markdown: str, posts: dict[str, str], base: str = "notebooks") -> str:
+    """Links to series notebooks -> their posts; other relative links -> absolute repository URLs.
+
+    ``posts`` maps notebook file names (``01_x.ipynb``) to post file names; ``base`` is the folder, relative
+    to the repository root, that the markdown's relative links start from. Absolute URLs, anchors and the
+    post's own figure files are kept.
+    """
+    def target(match: re.Match) -> str:
+        url = match.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", url) or url.startswith("#"):
+            return match.group(0)
+        path, _, anchor = url.partition("#")
+        anchor = f"#{anchor}" if anchor else ""
+        name = posixpath.basename(path)
+        if name in posts:
+            return f"{match.group(1)}{posts[name]}{anchor}{match.group(3)}"
+        if re.search(r"_files/[^/]+\.png$", path):  # a figure exported beside the post
+            return match.group(0)
+        resolved = posixpath.normpath(posixpath.join(base, path))
+        if resolved.startswith(".."):
+            return match.group(0)
+        folder = path.endswith("/") or "." not in posixpath.basename(resolved)
+        return f"{match.group(1)}{repo_url(resolved, folder)}{anchor}{match.group(3)}"
+
+    return _TARGET.sub(target, markdown)
+
+
+def install_note(notebook_name: str) -> str:
+    """The one line that replaces the set-up cell in a post."""
+    colab = f"https://colab.research.google.com/github/{REPO_URL.split('github.com/', 1)[-1]}/blob/{BRANCH}"
+    return (f"*To run this post's code: `git clone {REPO_URL} && pip install -e condiff`, "
+            f"or [open it in Colab]({colab}/notebooks/{notebook_name}).*")
+
+
+def reader_mode(code: str) -> str:
+    """``A if QUICK else B`` -> ``B`` and ``X or QUICK`` -> ``X``: the code as reader mode runs it.
+
+    Edits the text at the expressions' positions, so comments and layout stay as written; code that does
+    not parse is returned unchanged.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    lines = code.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def span(node) -> tuple[int, int]:
+        return offsets[node.lineno - 1] + node.col_offset, offsets[node.end_lineno - 1] + node.end_col_offset
+
+    def is_quick(node) -> bool:
+        return isinstance(node, ast.Name) and node.id == "QUICK"
+
+    edits = []  # (start, end, replacement)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and is_quick(node.test):
+            edits.append((*span(node), ast.get_source_segment(code, node.orelse)))
+        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and any(map(is_quick, node.values)):
+            kept = [ast.get_source_segment(code, v) for v in node.values if not is_quick(v)]
+            edits.append((*span(node), " or ".join(kept) if kept else "False"))
+    outermost = [e for e in edits if not any(o[0] <= e[0] and e[1] <= o[1] and o != e for o in edits)]
+    for start, end, replacement in sorted(outermost, reverse=True):
+        code = code[:start] + replacement + code[end:]
+    return code
+
+
+def _figure_title(source: str) -> str | None:
+    """The ``title=`` of the plotting call in a cell: a string, or an f-string's text without its fields."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "title":
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            if isinstance(node.value, ast.JoinedStr):
+                text = "".join(v.value for v in node.value.values if isinstance(v, ast.Constant))
+                return " ".join(text.replace(" ,", ",").split()).strip(" ,:=") or None
+    return None
+
+
+def _alt_texts(nb) -> dict[int, str]:
+    """Cell index -> alt text for its figures: the figure's title, else the section heading above it."""
+    texts, heading = {}, ""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            found = [line.lstrip("#").strip() for line in _text(cell.source).splitlines() if line.startswith("#")]
+            heading = found[-1] if found else heading
+        else:
+            title = _figure_title(_text(cell.source)) or (f"Figure: {heading}" if heading else "Figure")
+            texts[i] = title.replace("[", "(").replace("]", ")")
+    return texts
+
+
+def as_post(nb, notebook_name: str, posts: dict[str, str]):
+    """A copy of ``nb`` ready for nbconvert: links, set-up note, reader-mode code, no title heading."""
+    from nbformat.v4 import new_markdown_cell
+
+    nb = copy.deepcopy(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "google.colab" in _text(cell.source):
+            nb.cells[i] = new_markdown_cell(install_note(notebook_name))
+            previous = nb.cells[i - 1] if i > 0 else None
+            if previous is not None and previous.cell_type == "markdown" and \
+                    re.match(r"#+\s*set-?up", _text(previous.source).strip(), re.IGNORECASE):
+                del nb.cells[i - 1]  # the "## Set-up" heading (and its words about the cell) go with it
+            break
+    title_done = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = _text(cell.source)
+            if not title_done and re.search(r"^# ", text, re.MULTILINE):
+                text = re.sub(r"^# [^\n]*\n*", "", text, count=1, flags=re.MULTILINE)  # the front matter has it
+                title_done = True
+            cell.source = rewrite_links(text, posts)
+        elif cell.cell_type == "code":
+            cell.source = reader_mode(_text(cell.source))
+    return nb
+
+
 def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str) -> str:
     """A YAML block; strings are JSON-quoted (JSON strings are valid YAML), the date is bare so YAML reads a date."""
     dump = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
@@ -111,8 +263,12 @@ def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str) -> st
             f"excerpt: {dump(excerpt)}\n---\n\n")
 
 
-def export_post(notebook_path, out_dir, date=None) -> Path:
-    """Write ``out_dir/<date>-<stem>.md`` and its figures in ``out_dir/<stem>_files/``; return the .md's path."""
+def export_post(notebook_path, out_dir, date=None, posts: dict[str, str] | None = None) -> Path:
+    """Write ``out_dir/<date>-<stem>.md`` and its figures in ``out_dir/<stem>_files/``; return the .md's path.
+
+    ``posts`` maps notebook names to post names for the links between posts (default: the notebooks beside
+    this one, dated like it).
+    """
     import nbformat
     from nbconvert import MarkdownExporter
 
@@ -123,10 +279,15 @@ def export_post(notebook_path, out_dir, date=None) -> Path:
     if not _has_outputs(nb):
         raise ValueError(f"{notebook_path.name} has no outputs: execute it first "
                          f"(e.g. jupyter nbconvert --to notebook --execute --inplace {notebook_path})")
+    if posts is None:
+        posts = {p.name: post_name(p.stem, date) for p in notebook_path.parent.glob("*.ipynb")}
     stem = notebook_path.stem
     files_dir = f"{stem}_files"
+    post_nb = as_post(nb, notebook_path.name, posts)
     body, resources = MarkdownExporter().from_notebook_node(
-        _without_setup_cell(nb), resources={"unique_key": stem, "output_files_dir": files_dir})
+        post_nb, resources={"unique_key": stem, "output_files_dir": files_dir})
+    alt = _alt_texts(post_nb)
+    body = _FIGURE.sub(lambda m: f"![{alt.get(int(m.group(2)), 'Figure')}]({m.group(1)})", body)
 
     # The figures (and markdown attachments): nbconvert names them "<stem>_files/<stem>_<cell>_<index>.png".
     figures = out_dir / files_dir
@@ -145,17 +306,55 @@ def export_post(notebook_path, out_dir, date=None) -> Path:
         figures.rmdir()
 
     header = front_matter(_title(nb, stem), date, _tags(stem), _excerpt(nb))
-    post = out_dir / f"{date.isoformat()}-{stem}.md"  # Jekyll publishes _posts/YYYY-MM-DD-name.md
+    post = out_dir / post_name(stem, date)  # Jekyll publishes _posts/YYYY-MM-DD-name.md
     post.write_text(header + body.lstrip("\n"), encoding="utf-8")
     return post
 
 
-def export_all(notebooks_dir, out_dir, date=None) -> list[Path]:
-    """Export every ``*.ipynb`` of ``notebooks_dir`` (sorted by name); return the paths of the .md files."""
+def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
+    """A short first post from the README: its title and opening (up to the first ``## ``), then the series."""
+    readme_path, date = Path(readme_path), _date(date)
+    lines = Path(readme_path).read_text(encoding="utf-8").splitlines()
+    heading = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    title = lines[heading][2:].strip() if heading is not None else "The series"
+    start = heading + 1 if heading is not None else 0
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    opening = "\n".join(lines[start:end]).strip()
+    opening = re.sub(r"(!\[[^\]]*\]\()(?!https?://)([^)\s]+)\)",
+                     lambda m: f"{m.group(1)}{REPO_URL}/raw/{BRANCH}/{m.group(2)})", opening)  # images: raw files
+    opening = rewrite_links(opening, {}, base="")
+    items = []
+    for post in posts:
+        text = post.read_text(encoding="utf-8")
+        fields = dict(line.split(": ", 1) for line in text.split("---\n")[1].splitlines())
+        items.append(f"{len(items) + 1}. [{json.loads(fields['title'])}]({post.name}): {json.loads(fields['excerpt'])}")
+    body = f"{opening}\n\n## The posts\n\n" + "\n".join(items) + (
+        f"\n\nThe code, the weights and the notebooks these posts were made from: [{REPO_URL}]({REPO_URL}).\n")
+    intro = Path(out_dir) / post_name("00_series", date)
+    intro.write_text(front_matter(title, date, BASE_TAGS, _first_prose(opening)) + body, encoding="utf-8")
+    return intro
+
+
+def export_all(notebooks_dir, out_dir, date=None, interval_days: int = 7, readme=None) -> list[Path]:
+    """Export every ``*.ipynb`` of ``notebooks_dir`` (sorted by name), one ``interval_days`` apart.
+
+    With a README (default: the one beside ``notebooks_dir``, if any) the series opens with an intro post
+    on the start date and the notebooks follow. Returns the paths of the .md files, intro first.
+    """
     notebooks_dir = Path(notebooks_dir)
     if not notebooks_dir.is_dir():
         raise FileNotFoundError(f"no notebook folder at {notebooks_dir}")
     notebooks = sorted(notebooks_dir.glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no .ipynb files in {notebooks_dir}")
-    return [export_post(path, out_dir, date=date) for path in notebooks]
+    if interval_days < 1:
+        raise ValueError(f"interval_days must be a whole number of days >= 1, got {interval_days}")
+    readme = Path(readme) if readme is not None else notebooks_dir.parent / "README.md"
+    start = _date(date)
+    first = 1 if readme.is_file() else 0  # the intro takes the start date
+    dates = {p.name: start + dt.timedelta(days=interval_days * (first + i)) for i, p in enumerate(notebooks)}
+    posts = {name: post_name(Path(name).stem, day) for name, day in dates.items()}
+    written = [export_post(p, out_dir, date=dates[p.name], posts=posts) for p in notebooks]
+    if first:
+        written.insert(0, export_intro(readme, out_dir, start, written))
+    return written

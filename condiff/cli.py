@@ -4,7 +4,7 @@
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
     python -m condiff evaluate --weights weights/time_sum --split new_test
     python -m condiff results
-    python -m condiff blog --out site/_posts --date 2026-11-27
+    python -m condiff blog --out site/_posts --date 2026-11-27 --interval-days 7
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
@@ -105,7 +105,8 @@ def cmd_blog(args) -> None:
     if args.notebooks:
         paths = [export_post(notebook, args.out, date=args.date) for notebook in args.notebooks]
     else:
-        paths = export_all(Path(condiff.__file__).resolve().parent.parent / "notebooks", args.out, date=args.date)
+        paths = export_all(Path(condiff.__file__).resolve().parent.parent / "notebooks", args.out, date=args.date,
+                           interval_days=args.interval_days)
     for path in paths:
         print(path)
 
@@ -211,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
     p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")
-    p.add_argument("--date", help="the posts' date, YYYY-MM-DD (default today)")
+    p.add_argument("--date", help="the first post's date, YYYY-MM-DD (default today)")
+    p.add_argument("--interval-days", type=int, default=7,
+                   help="days between the posts of the series (default 7; whole folder only)")
     p.set_defaults(func=cmd_blog)
     return parser
 

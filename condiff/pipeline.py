@@ -167,23 +167,42 @@ def to_numpy_images(images) -> np.ndarray:
     return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
 
 
-def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):
+def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, return_x0: bool = False,
+                      **kwargs):
     """Sample, keeping ``num_frames`` intermediate images; returns ``(frames, timesteps)``.
 
-    Each frame is the ``(B, 3, H, W)`` sample in [-1, 1] after a step, for ``plotting.trajectory_strip``.
+    Each frame is the ``(B, 3, H, W)`` sample x_t in [-1, 1] after a step, for ``plotting.trajectory_strip``.
+    With ``return_x0=True`` it returns ``(frames, x0_frames, timesteps)``: beside each x_t, the clean image
+    the step predicted (x0-hat, the scheduler's ``pred_original_sample``; DDPM and DDIM report it).
     Notebook 1 shows the ``callback_on_step_end`` this is built on.
     """
     steps = kwargs.get("num_inference_steps", 1000)
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
-    frames, timesteps = [], []
+    frames, x0_frames, timesteps, last = [], [], [], {}
+    scheduler_step = pipe.scheduler.step
+
+    def step_keeping_x0(*args, **step_kwargs):  # the scheduler's own step, remembering its x0-hat
+        out = scheduler_step(*args, **step_kwargs)
+        last["x0"] = getattr(out, "pred_original_sample", None)
+        return out
 
     def record(i, t, sample):
         if i in keep:
             frames.append(sample.detach().cpu())
             timesteps.append(t)
+            if return_x0:
+                if last.get("x0") is None:
+                    raise ValueError(f"{type(pipe.scheduler).__name__} does not report x0-hat; use ddpm or ddim")
+                x0_frames.append(last["x0"].detach().cpu())
 
-    if labels is None:
-        pipe(callback_on_step_end=record, **kwargs)
-    else:
-        pipe(labels, callback_on_step_end=record, **kwargs)
-    return frames, timesteps
+    if return_x0:
+        pipe.scheduler.step = step_keeping_x0
+    try:
+        if labels is None:
+            pipe(callback_on_step_end=record, **kwargs)
+        else:
+            pipe(labels, callback_on_step_end=record, **kwargs)
+    finally:
+        if return_x0:
+            del pipe.scheduler.step  # back to the class's method
+    return (frames, x0_frames, timesteps) if return_x0 else (frames, timesteps)

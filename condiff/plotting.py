@@ -150,19 +150,33 @@ def label_rows(
 
 def trajectory_strip(
     frames: Sequence, timesteps: Sequence[int], title: str | None = None,
-    value_range: tuple[float, float] = (-1, 1), scale: float = 1.0,
+    value_range: tuple[float, float] = (-1, 1), scale: float = 1.0, x0_frames: Sequence | None = None,
 ) -> Figure:
-    """The sampling trajectory: one row per image of the batch, one column per timestep."""
+    """The sampling trajectory: one row per image of the batch, one column per timestep.
+
+    With ``x0_frames`` (the predicted clean image x0-hat at the same steps) each image gets two rows,
+    x_t above and x0-hat below, labelled on the left.
+    """
     if len(frames) != len(timesteps):
         raise ValueError(f"got {len(frames)} frames but {len(timesteps)} timesteps")
+    if x0_frames is not None and len(x0_frames) != len(frames):
+        raise ValueError(f"got {len(x0_frames)} x0-hat frames for {len(frames)} frames")
     columns = [_to_numpy(f, value_range) for f in frames]  # T x (B, H, W, 3)
+    row_labels = None
+    if x0_frames is not None:  # interleave: x_t of image 0, x0-hat of image 0, x_t of image 1, ...
+        x0_columns = [_to_numpy(f, value_range) for f in x0_frames]
+        columns = [np.stack([im for pair in zip(xt, x0) for im in pair]) for xt, x0 in zip(columns, x0_columns)]
+        row_labels = ["x_t", "x0-hat"] * (len(columns[0]) // 2)
     nrows, ncols = len(columns[0]), len(columns)
     top = (0.35 if title else 0.0) + 0.2  # title, then the column titles
-    fig, axes = _grid_figure(nrows, ncols, scale, top=top)
+    left = 0.55 if row_labels else 0.0
+    fig, axes = _grid_figure(nrows, ncols, scale, top=top, left=left)
     for c, (frame, t) in enumerate(zip(columns, timesteps)):
         axes[0, c].set_title(f"t={int(t)}", fontsize=8, pad=3)
         for r in range(nrows):
             axes[r, c].imshow(frame[r], interpolation="nearest")
+    for r, label in enumerate(row_labels or []):
+        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
     _title(fig, title)
     return fig
 

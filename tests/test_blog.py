@@ -6,6 +6,7 @@ has been executed (``$CONDIFF_NOTEBOOKS_DIR`` points it at another folder) and i
 """
 from __future__ import annotations
 
+import ast
 import base64
 import datetime as dt
 import io
@@ -18,7 +19,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from condiff.blog import BASE_TAGS, export_all, export_post
+import condiff
+from condiff.blog import BASE_TAGS, export_all, export_post, reader_mode, rewrite_links
 from condiff.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -38,6 +40,7 @@ A second paragraph, not the excerpt."""
 EXCERPT = ('A first paragraph with "quotes", a colon: here, a back\\slash and *emphasis*, '
            "spread over two lines.")
 SETUP_CODE = 'import sys\nif "google.colab" in sys.modules:\n    print("SETUP-ONLY-MARKER")\nQUICK = False'
+PLOT_CODE = 'steps = 5 if QUICK else 25\nplot_something(steps, title="A figure title")  # a comment'
 
 
 def png_bytes() -> bytes:
@@ -51,13 +54,13 @@ def png_bytes() -> bytes:
 
 
 def write_notebook(path: Path, executed: bool = True) -> Path:
-    plot = new_code_cell("plot_something()", execution_count=2 if executed else None)
+    plot = new_code_cell(PLOT_CODE, execution_count=2 if executed else None)
     if executed:
         plot.outputs = [new_output("display_data", data={
             "image/png": base64.b64encode(png_bytes()).decode("ascii"), "text/plain": "<Figure size 100x100>"})]
-    nb = new_notebook(cells=[new_markdown_cell(TITLE_CELL), new_markdown_cell("## Set-up"),
+    nb = new_notebook(cells=[new_markdown_cell(TITLE_CELL), new_markdown_cell("## Set-up\nThis cell installs."),
                              new_code_cell(SETUP_CODE, execution_count=1 if executed else None),
-                             plot, new_markdown_cell("The end.")],
+                             plot, new_markdown_cell("The end, see [the cards](../weights/README.md).")],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                 "language_info": {"name": "python"}})
     nbformat.validate(nb)
@@ -114,10 +117,36 @@ def test_figures_are_files_the_markdown_links_to(notebook, tmp_path):
 
 def test_body_keeps_code_and_prose_but_not_the_setup_cell(notebook, tmp_path):
     body = export_post(notebook, tmp_path, date="2026-11-27").read_text(encoding="utf-8")
-    assert "plot_something()" in body and "```python" in body
-    assert "# 9. A test post" in body and "A second paragraph" in body and "The end." in body
+    assert "plot_something(steps" in body and "```python" in body
+    assert "A second paragraph" in body and "The end" in body
     assert "google.colab" not in body and "SETUP-ONLY-MARKER" not in body
+    assert "## Set-up" not in body and "This cell installs" not in body  # the heading goes with its cell
+    assert f"git clone {condiff.REPO_URL}" in body  # a one-line install note instead
     assert "google.colab" in nbformat.read(notebook, as_version=4).cells[2].source  # the notebook is untouched
+
+
+def test_post_reads_as_a_post(notebook, tmp_path):
+    body = export_post(notebook, tmp_path, date="2026-11-27").read_text(encoding="utf-8").split("---\n", 2)[2]
+    assert "# 9. A test post" not in body  # the title is in the front matter only
+    assert "steps = 25\n" in body and "QUICK" not in body  # reader-mode code, comments kept
+    assert "# a comment" in body
+    assert "![A figure title](09_test_post_files/" in body and "![png]" not in body
+    assert f"]({condiff.REPO_URL}/blob/main/weights/README.md)" in body  # repository links are absolute
+    assert f"]({condiff.REPO_URL}/blob/main/notebooks/01_unconditional_ddpm.ipynb)" in body  # no post for it here
+
+
+def test_rewrite_links_between_posts_and_to_the_repository():
+    posts = {"01_a.ipynb": "2026-01-01-01_a.md"}
+    text = "[one](01_a.ipynb), [two](./01_a.ipynb#part), [w](../weights/), [x](https://x.org/a.ipynb), [y](#here)"
+    assert rewrite_links(text, posts) == (
+        f"[one](2026-01-01-01_a.md), [two](2026-01-01-01_a.md#part), [w]({condiff.REPO_URL}/tree/main/weights), "
+        "[x](https://x.org/a.ipynb), [y](#here)")
+
+
+def test_reader_mode_keeps_the_full_run_and_the_layout():
+    code = "n = 8 if QUICK else 32  # cases\nif TRAIN or QUICK:\n    f(3 if QUICK else (4 if x else 5))\n"
+    assert reader_mode(code) == "n = 32  # cases\nif TRAIN:\n    f(4 if x else 5)\n"
+    assert reader_mode("not python (") == "not python ("
 
 
 def test_default_date_is_today(notebook, tmp_path):
@@ -134,14 +163,31 @@ def test_exporting_again_replaces_the_figures(notebook, tmp_path):
     assert not stale.exists() and len(list(stale.parent.iterdir())) == 1
 
 
-def test_export_all_exports_every_notebook_in_order(tmp_path):
+def test_export_all_exports_every_notebook_in_order_one_date_each(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
     for stem in ("02_b_b", "01_a_a"):
         write_notebook(folder / f"{stem}.ipynb")
-    posts = export_all(folder, tmp_path / "out", date=dt.date(2026, 1, 2))
-    assert [p.name for p in posts] == ["2026-01-02-01_a_a.md", "2026-01-02-02_b_b.md"]
+    posts = export_all(folder, tmp_path / "out", date=dt.date(2026, 1, 2), interval_days=3)
+    assert [p.name for p in posts] == ["2026-01-02-01_a_a.md", "2026-01-05-02_b_b.md"]
     assert front_matter(posts[0].read_text(encoding="utf-8"))["tags"][-1] == "a-a"
+    with pytest.raises(ValueError, match="interval_days"):
+        export_all(folder, tmp_path / "out", interval_days=0)
+
+
+def test_export_all_opens_with_an_intro_post_from_the_readme(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "01_a_a.ipynb")
+    (tmp_path / "README.md").write_text("# My series\n\nWhat it is about, in [the package](condiff/).\n\n"
+                                        "![a picture](nbs/images/x.png)\n\n## Later\n\nNot in the intro.\n")
+    intro, post = export_all(folder, tmp_path / "out", date="2026-01-02")
+    assert intro.name == "2026-01-02-00_series.md" and post.name == "2026-01-09-01_a_a.md"
+    text = intro.read_text(encoding="utf-8")
+    assert front_matter(text)["title"] == "My series" and "Not in the intro" not in text
+    assert f"[the package]({condiff.REPO_URL}/tree/main/condiff)" in text
+    assert f"]({condiff.REPO_URL}/raw/main/nbs/images/x.png)" in text
+    assert "1. [9. A test post](2026-01-09-01_a_a.md): A first paragraph" in text
 
 
 def test_cli_blog_prints_each_written_path(notebook, tmp_path, capsys):
@@ -177,20 +223,61 @@ def test_cli_errors_exit_with_2(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# The real notebook 01, once executed
+# The real notebooks, once executed
 # ---------------------------------------------------------------------------------------------
 
-def test_executed_notebook_01_exports_its_figures(tmp_path):
-    path = NOTEBOOKS_DIR / "01_unconditional_ddpm.ipynb"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    nb = nbformat.read(path, as_version=4)
-    if not any("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", [])):
-        pytest.skip(f"{path.name} has no PNG outputs (not executed)")
-    post = export_post(path, tmp_path, date="2026-11-27")
-    text = post.read_text(encoding="utf-8")
-    images = sorted((tmp_path / "01_unconditional_ddpm_files").glob("*.png"))
-    assert images and all(image.read_bytes()[:8] == PNG for image in images)
-    assert sorted(IMAGE_LINK.findall(text)) == sorted(f"01_unconditional_ddpm_files/{i.name}" for i in images)
-    assert front_matter(text)["title"] == "1. An unconditional DDPM"
-    assert "google.colab" not in text
+def undefined_names(code: str) -> set[str]:
+    """Names a script loads but never binds (assignments, imports, defs, loops, ...) nor gets from builtins."""
+    import builtins
+
+    tree = ast.parse(code)
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+
+
+def test_undefined_names_finds_what_a_post_never_defines():
+    assert undefined_names("import os\nx = 1\nprint(x, os.sep, [y for y in QUICK], LIMIT)") == {"QUICK", "LIMIT"}
+
+
+def test_executed_notebooks_export_as_a_series(tmp_path):
+    paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        pytest.skip(f"no notebooks in {NOTEBOOKS_DIR}")
+    if not all(any("image/png" in o.get("data", {}) for c in nbformat.read(p, as_version=4).cells
+                   for o in c.get("outputs", [])) for p in paths):
+        pytest.skip("the notebooks are not executed")
+    posts = export_all(NOTEBOOKS_DIR, tmp_path, date="2026-11-27", interval_days=7)
+    assert len(posts) == len(paths) + 1  # the intro, then one post per notebook
+    texts = {post.name: post.read_text(encoding="utf-8") for post in posts}
+    fields = {name: front_matter(text) for name, text in texts.items()}
+    assert len({f["date"] for f in fields.values()}) == len(posts), "one date per post"
+    titles = [f["title"] for f in fields.values()]
+    assert len(set(titles)) == len(titles), f"duplicate titles: {titles}"
+    assert fields["2026-12-04-01_unconditional_ddpm.md"]["title"] == "1. An unconditional DDPM"
+    names = set(texts)
+    for name, text in texts.items():
+        body = text.split("---\n", 2)[2]
+        assert f"# {fields[name]['title']}\n" not in body, f"{name}: the title twice (front matter and body)"
+        for target in re.findall(r"\]\(([^)\s]+)\)", body):
+            if target.endswith(".ipynb") or ".ipynb#" in target:  # only absolute links to the notebook itself
+                assert target.startswith(("https://colab.research.google.com/github/", condiff.REPO_URL)), (
+                    f"{name}: a link to a notebook file: {target}")
+            elif target.endswith(".md") and "://" not in target:
+                assert target in names, f"{name}: a link to a post that was not written: {target}"
+            elif not target.startswith(("http", "#")):
+                assert (tmp_path / target).is_file(), f"{name}: a local link to nothing: {target}"
+        assert "![png]" not in body, f"{name}: figures without alt text"
+        assert "google.colab" not in body and "Set-up" not in body, f"{name}: the set-up cell survived"
+        code = "\n".join(re.findall(r"```python\n(.*?)```", body, re.DOTALL))
+        assert not undefined_names(code), f"{name}: shown code uses names the post never defines"

@@ -154,3 +154,42 @@ def test_links_to_previous_and_next_notebooks(path):
     for name in neighbours:
         assert re.search(rf"\]\((?:\./)?{re.escape(name)}(?:#[^)]*)?\)", markdown), (
             f"{path.name}: no markdown link to {name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# One set-up cell, one repository URL, and the sections every notebook has
+# ---------------------------------------------------------------------------------------------
+
+def setup_cell(nb) -> str:
+    return next(source(c) for c in nb.cells if c.cell_type == "code" and "google.colab" in source(c))
+
+
+def test_setup_cells_are_identical_and_clone_the_one_repository_url():
+    import condiff
+
+    cells = {path.name: setup_cell(read(path)) for path in NUMBERED}
+    assert len(set(cells.values())) == 1, f"the set-up cells differ: {sorted(cells)}"
+    assert f'REPO_URL = "{condiff.REPO_URL}"' in next(iter(cells.values())), (
+        f"the set-up cell must clone condiff.REPO_URL = {condiff.REPO_URL}")
+
+
+@pytest.mark.parametrize("path", NUMBERED + [NOTEBOOKS_DIR.parent / "README.md"], ids=lambda p: p.name)
+def test_colab_badges_open_the_one_repository(path):
+    import condiff
+
+    text = path.read_text(encoding="utf-8")
+    if not path.is_file() or "colab.research.google.com/github/" not in text:
+        pytest.skip(f"{path.name} has no Colab badge")
+    repo = condiff.REPO_URL.split("github.com/", 1)[1]
+    for link in re.findall(r"colab\.research\.google\.com/github/([^)\s\"]+)", text):
+        assert link.startswith(f"{repo}/blob/main/notebooks/"), f"{path.name}: a Colab link to {link}, not {repo}"
+
+
+@notebooks
+def test_has_try_it_and_references_sections(path):
+    markdown = "\n".join(source(c) for c in read(path).cells if c.cell_type == "markdown")
+    assert re.search(r"^## Try it$", markdown, re.MULTILINE), f"{path.name}: no '## Try it' section"
+    exercises = re.search(r"^## Try it\n(.*?)(?=^## |\Z)", markdown, re.MULTILINE | re.DOTALL).group(1)
+    assert 2 <= len(re.findall(r"^\d+\. ", exercises, re.MULTILINE)) <= 4, f"{path.name}: 2-4 exercises"
+    assert re.search(r"^## References$", markdown, re.MULTILINE), f"{path.name}: no '## References' section"
+    assert "https://arxiv.org/abs/" in markdown, f"{path.name}: no paper linked"

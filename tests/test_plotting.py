@@ -78,6 +78,11 @@ def test_trajectory_strip_both_layouts_and_ranges():
     check(plotting.trajectory_strip(frames01, [3, 2, 1, 0], value_range=(0, 1)), n_axes=8)
     with pytest.raises(ValueError, match="timesteps"):
         plotting.trajectory_strip(frames, [1, 0])
+    fig = plotting.trajectory_strip(frames, [999, 800, 600, 400, 200, 0], x0_frames=frames)  # x_t and x0-hat rows
+    check(fig, n_axes=36)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["x_t"]
+    with pytest.raises(ValueError, match="x0-hat"):
+        plotting.trajectory_strip(frames, [999, 800, 600, 400, 200, 0], x0_frames=frames[:2])
 
 
 @pytest.fixture(scope="module")
