@@ -39,6 +39,7 @@ _LINK = re.compile(r"!?\[[^\]]*\]\([^)]*\)")  # [text](url) and ![alt](url); a b
 _NOT_PROSE = ("#", "```", "~~~", "$$", "<", "|", ">", "- ", "* ", "+ ")  # headings, code, math, HTML, tables, lists
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)")
 _TARGET = re.compile(r"(\]\()([^)\s]+)(\))")  # the url of a markdown link or image
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)  # fenced blocks and inline code spans
 _FIGURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+_(\d+)_\d+\.png)\)")  # nbconvert's <stem>_files/<stem>_<cell>_<i>.png
 
 
@@ -157,7 +158,8 @@ def rewrite_links(markdown: str, posts: dict[str, str], base: str = "notebooks")
         folder = path.endswith("/") or "." not in posixpath.basename(resolved)
         return f"{match.group(1)}{repo_url(resolved, folder)}{anchor}{match.group(3)}"
 
-    return _TARGET.sub(target, markdown)
+    parts = _CODE.split(markdown)  # odd parts are code: left as written
+    return "".join(part if i % 2 else _TARGET.sub(target, part) for i, part in enumerate(parts))
 
 
 def install_note(notebook_name: str) -> str:
@@ -202,7 +204,7 @@ def reader_mode(code: str) -> str:
 
 
 def _figure_title(source: str) -> str | None:
-    """The ``title=`` of the plotting call in a cell: a string, or an f-string's text without its fields."""
+    """The ``title=`` of the plotting call in a cell, when it is a plain string."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -211,9 +213,7 @@ def _figure_title(source: str) -> str | None:
         if isinstance(node, ast.keyword) and node.arg == "title":
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                 return node.value.value
-            if isinstance(node.value, ast.JoinedStr):
-                text = "".join(v.value for v in node.value.values if isinstance(v, ast.Constant))
-                return " ".join(text.replace(" ,", ",").split()).strip(" ,:=") or None
+            return None  # an f-string's text depends on the run: the section heading says more
     return None
 
 
@@ -251,8 +251,8 @@ def as_post(nb, notebook_name: str, posts: dict[str, str]):
                 text = re.sub(r"^# [^\n]*\n*", "", text, count=1, flags=re.MULTILINE)  # the front matter has it
                 title_done = True
             cell.source = rewrite_links(text, posts)
-        elif cell.cell_type == "code":
-            cell.source = reader_mode(_text(cell.source))
+        elif cell.cell_type == "code":  # reader-mode code, without the test runner's markers (# NBVAL_...)
+            cell.source = reader_mode(re.sub(r"^#\s*NBVAL_\w+[^\n]*\n?", "", _text(cell.source), flags=re.MULTILINE))
     return nb
 
 
@@ -327,7 +327,7 @@ def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
     for post in posts:
         text = post.read_text(encoding="utf-8")
         fields = dict(line.split(": ", 1) for line in text.split("---\n")[1].splitlines())
-        items.append(f"{len(items) + 1}. [{json.loads(fields['title'])}]({post.name}): {json.loads(fields['excerpt'])}")
+        items.append(f"- [{json.loads(fields['title'])}]({post.name}): {json.loads(fields['excerpt'])}")
     body = f"{opening}\n\n## The posts\n\n" + "\n".join(items) + (
         f"\n\nThe code, the weights and the notebooks these posts were made from: [{REPO_URL}]({REPO_URL}).\n")
     intro = Path(out_dir) / post_name("00_series", date)

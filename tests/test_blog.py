@@ -40,7 +40,8 @@ A second paragraph, not the excerpt."""
 EXCERPT = ('A first paragraph with "quotes", a colon: here, a back\\slash and *emphasis*, '
            "spread over two lines.")
 SETUP_CODE = 'import sys\nif "google.colab" in sys.modules:\n    print("SETUP-ONLY-MARKER")\nQUICK = False'
-PLOT_CODE = 'steps = 5 if QUICK else 25\nplot_something(steps, title="A figure title")  # a comment'
+PLOT_CODE = ('# NBVAL_CHECK_OUTPUT\nsteps = 5 if QUICK else 25\n'
+             'plot_something(steps, title="A figure title")  # a comment')
 
 
 def png_bytes() -> bytes:
@@ -129,7 +130,7 @@ def test_post_reads_as_a_post(notebook, tmp_path):
     body = export_post(notebook, tmp_path, date="2026-11-27").read_text(encoding="utf-8").split("---\n", 2)[2]
     assert "# 9. A test post" not in body  # the title is in the front matter only
     assert "steps = 25\n" in body and "QUICK" not in body  # reader-mode code, comments kept
-    assert "# a comment" in body
+    assert "# a comment" in body and "NBVAL" not in body
     assert "![A figure title](09_test_post_files/" in body and "![png]" not in body
     assert f"]({condiff.REPO_URL}/blob/main/weights/README.md)" in body  # repository links are absolute
     assert f"]({condiff.REPO_URL}/blob/main/notebooks/01_unconditional_ddpm.ipynb)" in body  # no post for it here
@@ -137,10 +138,11 @@ def test_post_reads_as_a_post(notebook, tmp_path):
 
 def test_rewrite_links_between_posts_and_to_the_repository():
     posts = {"01_a.ipynb": "2026-01-01-01_a.md"}
-    text = "[one](01_a.ipynb), [two](./01_a.ipynb#part), [w](../weights/), [x](https://x.org/a.ipynb), [y](#here)"
+    text = ("[one](01_a.ipynb), [two](./01_a.ipynb#part), [w](../weights/), [x](https://x.org/a.ipynb), [y](#here), "
+            "`f[0](a)`")
     assert rewrite_links(text, posts) == (
         f"[one](2026-01-01-01_a.md), [two](2026-01-01-01_a.md#part), [w]({condiff.REPO_URL}/tree/main/weights), "
-        "[x](https://x.org/a.ipynb), [y](#here)")
+        "[x](https://x.org/a.ipynb), [y](#here), `f[0](a)`")
 
 
 def test_reader_mode_keeps_the_full_run_and_the_layout():
@@ -187,7 +189,7 @@ def test_export_all_opens_with_an_intro_post_from_the_readme(tmp_path):
     assert front_matter(text)["title"] == "My series" and "Not in the intro" not in text
     assert f"[the package]({condiff.REPO_URL}/tree/main/condiff)" in text
     assert f"]({condiff.REPO_URL}/raw/main/nbs/images/x.png)" in text
-    assert "1. [9. A test post](2026-01-09-01_a_a.md): A first paragraph" in text
+    assert "- [9. A test post](2026-01-09-01_a_a.md): A first paragraph" in text
 
 
 def test_cli_blog_prints_each_written_path(notebook, tmp_path, capsys):
@@ -257,7 +259,8 @@ def test_executed_notebooks_export_as_a_series(tmp_path):
     if not all(any("image/png" in o.get("data", {}) for c in nbformat.read(p, as_version=4).cells
                    for o in c.get("outputs", [])) for p in paths):
         pytest.skip("the notebooks are not executed")
-    posts = export_all(NOTEBOOKS_DIR, tmp_path, date="2026-11-27", interval_days=7)
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    posts = export_all(NOTEBOOKS_DIR, tmp_path, date="2026-11-27", interval_days=7, readme=readme)
     assert len(posts) == len(paths) + 1  # the intro, then one post per notebook
     texts = {post.name: post.read_text(encoding="utf-8") for post in posts}
     fields = {name: front_matter(text) for name, text in texts.items()}
@@ -269,7 +272,8 @@ def test_executed_notebooks_export_as_a_series(tmp_path):
     for name, text in texts.items():
         body = text.split("---\n", 2)[2]
         assert f"# {fields[name]['title']}\n" not in body, f"{name}: the title twice (front matter and body)"
-        for target in re.findall(r"\]\(([^)\s]+)\)", body):
+        prose = re.sub(r"```.*?```|`[^`\n]*`", "", body, flags=re.DOTALL)  # links live outside code
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
             if target.endswith(".ipynb") or ".ipynb#" in target:  # only absolute links to the notebook itself
                 assert target.startswith(("https://colab.research.google.com/github/", condiff.REPO_URL)), (
                     f"{name}: a link to a notebook file: {target}")
@@ -279,5 +283,6 @@ def test_executed_notebooks_export_as_a_series(tmp_path):
                 assert (tmp_path / target).is_file(), f"{name}: a local link to nothing: {target}"
         assert "![png]" not in body, f"{name}: figures without alt text"
         assert "google.colab" not in body and "Set-up" not in body, f"{name}: the set-up cell survived"
+        assert "NBVAL" not in body, f"{name}: a test-runner marker in the shown code"
         code = "\n".join(re.findall(r"```python\n(.*?)```", body, re.DOTALL))
         assert not undefined_names(code), f"{name}: shown code uses names the post never defines"
