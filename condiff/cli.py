@@ -41,12 +41,6 @@ def _cases(args) -> list[list[str]] | None:
     return None
 
 
-def _pipeline(args):
-    pipe = load_pipeline(args.weights)
-    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
-    return pipe
-
-
 def train_command(args, max_steps: int) -> str:
     """The command that repeats this training run: the recipe, the total steps and every setting given."""
     given = {**{key: getattr(args, key) for key in TRAIN_FLAGS}, "max_steps": max_steps}
@@ -70,7 +64,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
     cases = _cases(args)
     generator = torch.Generator().manual_seed(args.seed)
     kwargs = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, generator=generator)
@@ -87,10 +82,11 @@ def cmd_sample(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
     split = Path(args.labels_file) if args.labels_file else args.split
-    result = evaluate(pipe, split, guidance_scale=args.guidance_scale, num_inference_steps=args.steps,
-                      seed=args.seed, evaluator=load_evaluator(args.evaluator), progress=True)
+    result = evaluate(pipe, split, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
+                      num_inference_steps=args.steps, seed=args.seed, evaluator=load_evaluator(args.evaluator),
+                      progress=True)
     print(f"split: {split}  sampler: {result['scheduler']} x {result['steps']}  guidance: {args.guidance_scale}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
     print(f"accuracy: {result['accuracy']:.3f}")
