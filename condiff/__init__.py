@@ -7,6 +7,8 @@
     train       the Accelerate training loop
     evaluate    the scene classifier and i-CLEVR's top-k accuracy     (notebook 3)
     plotting    every figure of the notebooks
+    runinfo     hardware, commit and digests for the records
+    tools/      the maintainers' tools (results, cards, benchmarks, blog); the core never imports them
 """
 from __future__ import annotations
 
@@ -15,8 +17,7 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# Where the repository is published: the notebooks' Colab badges and clone, the README and the blog
-# export are built from (and tested against) this one string.
+# Where the repository lives: the notebooks' Colab badges and clone, the README and the blog export use it.
 REPO_URL = "https://github.com/condiff/condiff"
 
 # The shipped weights: ``weights/`` beside this package in a clone, or $CONDIFF_WEIGHTS.

@@ -158,51 +158,58 @@ def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
         diffusers_logging.enable_progress_bar()
 
 
-def to_numpy_images(images) -> np.ndarray:
-    """PIL images, a ``(B, H, W, 3)`` array or a ``(B, 3, H, W)`` tensor -> ``(B, H, W, 3)`` floats."""
+def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.ndarray:
+    """PIL images, a (B, H, W, 3) array or a (B, 3, H, W) tensor -> (B, H, W, 3) floats in [0, 1].
+
+    PIL images and uint8 arrays are read as 0..255; anything else is rescaled from ``value_range``.
+    """
+    images = [images] if hasattr(images, "convert") else images  # one PIL image
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("no images given")
+        if hasattr(images[0], "convert"):  # PIL images
+            return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
+        return np.concatenate([to_numpy_images(im, value_range) for im in images])
     if isinstance(images, torch.Tensor):
-        return images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
-    if isinstance(images, np.ndarray):
-        return images
-    return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
+        images = images.detach().cpu().float().numpy()
+    x = np.asarray(images)
+    if x.ndim == 3:  # one image
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (B, H, W, 3) or (B, 3, H, W), got {x.shape}")
+    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):  # channels first -> channels last
+        x = x.transpose(0, 2, 3, 1)
+    if x.shape[-1] == 1:  # grayscale -> RGB
+        x = np.repeat(x, 3, axis=-1)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    lo, hi = value_range
+    return np.clip((x.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)  # (B, H, W, 3)
 
 
 def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, return_x0: bool = False,
                       **kwargs):
     """Sample, keeping ``num_frames`` intermediate images; returns ``(frames, timesteps)``.
 
-    Each frame is the ``(B, 3, H, W)`` sample x_t in [-1, 1] after a step, for ``plotting.trajectory_strip``.
-    With ``return_x0=True`` it returns ``(frames, x0_frames, timesteps)``: beside each x_t, the clean image
-    the step predicted (x0-hat, the scheduler's ``pred_original_sample``; DDPM and DDIM report it).
-    Notebook 1 shows the ``callback_on_step_end`` this is built on.
+    Each frame is the ``(B, 3, H, W)`` sample in [-1, 1] after a step, for ``plotting.trajectory_strip``.
+    ``return_x0=True`` returns ``(frames, x0_frames, timesteps)``, adding the clean image each step predicted
+    (x0-hat, which DDPM and DDIM report). Notebook 1 shows the ``callback_on_step_end`` this is built on.
     """
     steps = kwargs.get("num_inference_steps", 1000)
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
-    frames, x0_frames, timesteps, last = [], [], [], {}
-    scheduler_step = pipe.scheduler.step
-
-    def step_keeping_x0(*args, **step_kwargs):  # the scheduler's own step, remembering its x0-hat
-        out = scheduler_step(*args, **step_kwargs)
-        last["x0"] = getattr(out, "pred_original_sample", None)
-        return out
+    frames, x0_frames, timesteps, last, step = [], [], [], [None], pipe.scheduler.step
 
     def record(i, t, sample):
         if i in keep:
             frames.append(sample.detach().cpu())
+            x0_frames.append(getattr(last[0], "pred_original_sample", None))
             timesteps.append(t)
-            if return_x0:
-                if last.get("x0") is None:
-                    raise ValueError(f"{type(pipe.scheduler).__name__} does not report x0-hat; use ddpm or ddim")
-                x0_frames.append(last["x0"].detach().cpu())
 
-    if return_x0:
-        pipe.scheduler.step = step_keeping_x0
+    pipe.scheduler.step = lambda *args, **kw: last.__setitem__(0, step(*args, **kw)) or last[0]  # keeps x0-hat
     try:
-        if labels is None:
-            pipe(callback_on_step_end=record, **kwargs)
-        else:
-            pipe(labels, callback_on_step_end=record, **kwargs)
+        pipe(*([] if labels is None else [labels]), callback_on_step_end=record, **kwargs)
     finally:
-        if return_x0:
-            del pipe.scheduler.step  # back to the class's method
-    return (frames, x0_frames, timesteps) if return_x0 else (frames, timesteps)
+        del pipe.scheduler.step  # the class's own step again
+    if return_x0 and None in x0_frames:
+        raise ValueError(f"{type(pipe.scheduler).__name__} does not report x0-hat; use ddpm or ddim")
+    return (frames, [x.cpu() for x in x0_frames], timesteps) if return_x0 else (frames, timesteps)

@@ -30,7 +30,7 @@ import posixpath
 import re
 from pathlib import Path
 
-from . import REPO_URL
+from .. import REPO_URL
 
 BASE_TAGS = ["diffusion", "diffusers", "pytorch", "conditional-generation"]
 BRANCH = "main"
@@ -269,6 +269,7 @@ def export_post(notebook_path, out_dir, date=None, posts: dict[str, str] | None 
     ``posts`` maps notebook names to post names for the links between posts (default: the notebooks beside
     this one, dated like it).
     """
+    # Development dependencies (pip install -e ".[dev]"): imported here so the rest of the CLI runs without them.
     import nbformat
     from nbconvert import MarkdownExporter
 
