@@ -22,7 +22,8 @@ class Recipe:
     block_out_channels: tuple[int, ...] = (48, 96, 96)  # 2.5M parameters, 10 MB of weights
     layers_per_block: int = 1
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # at reference_batch_size; training scales it (scaled_learning_rate)
+    reference_batch_size: int = 256
     warmup_steps: int = 200
     max_steps: int = 2_100  # 537,600 images: the shipped weights (weights/README.md)
     ema_decay: float = 0.9995  # reached gradually (EMA warm-up), so short runs still get a useful average
@@ -38,6 +39,15 @@ class Recipe:
 
     def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def scaled_learning_rate(self) -> float:
+        """The peak rate training uses: ``learning_rate * sqrt(batch_size / reference_batch_size)``.
+
+        Adam's square-root rule (Malladi et al., 2022, "On the SDEs and Scaling Rules for Adaptive
+        Gradient Algorithms"): 4x the batch, 2x the rate, so a large GPU batch learns about as much
+        per image as the reference batch did. At the reference batch the rate is ``learning_rate``.
+        """
+        return self.learning_rate * (self.batch_size / self.reference_batch_size) ** 0.5
 
     def command(self) -> str:
         """The CLI call that trains this recipe: its name plus every setting that differs from it."""
