@@ -21,14 +21,6 @@ N = 16_000
 HELD_OUT = held_out_combinations()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def as_lists(objects: torch.Tensor, boxes: torch.Tensor) -> tuple[list[list[int]], list[list[tuple]]]:
     """Torch layouts -> per scene, its object indices and their boxes (empty slots dropped)."""
     objs, out_boxes = [], []
