@@ -22,8 +22,10 @@ is a pure function of those three (per device type: a CPU and a CUDA generator g
 streams). Nothing in ``batch`` reads a value back to the host.
 
 Speed, full batches of 256 (objects, images, labels) at 32x32, ``python -m condiff.data.torch_scenes``:
-about 16,000 scenes/s on one thread of a 2-core x86 CPU (the numpy renderer: about 2,800 scenes/s on
-the same thread). The GPU figure has not been measured yet; a GPU session will add it here.
+4,400-4,800 scenes/s on one thread of a 2-core AMD EPYC shared with other jobs (load about 4), where
+the numpy renderer (``python -m condiff.data.scenes``) drew 1,000-2,100 in the same minutes. It is
+meant for GPUs, where it has not been measured yet (a GPU session adds the figure here:
+``python -m condiff.data.torch_scenes --device cuda --batch-size 1024``).
 """
 from __future__ import annotations
 
