@@ -225,6 +225,8 @@ def train(
     tick = time.perf_counter()
     pending = []  # (step, loss on the device, lr, seconds): read back every log_every steps
     for step in bar:
+        if compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
         x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
         x0, labels = x0.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
