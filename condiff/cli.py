@@ -1,14 +1,13 @@
-"""Command line: ``python -m condiff {train,sample,evaluate,results,blog} ...`` (``--help`` on each).
+"""Command line: ``python -m condiff {train,sample,evaluate} ...`` (``--help`` on each).
 
     python -m condiff train time_sum --out runs/time_sum
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
     python -m condiff evaluate --weights weights/time_sum --split new_test
-    python -m condiff results
-    python -m condiff blog --out site/_posts --date 2026-11-27
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
-object lists, the format of i-CLEVR's ``test.json``.
+object lists, the format of i-CLEVR's ``test.json``. The maintainers' commands (results, cards,
+benchmark, blog, tutorial) are added by ``condiff.tools.cli``; ``python -m condiff`` has them all.
 """
 from __future__ import annotations
 
@@ -16,13 +15,23 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from . import WEIGHTS_DIR
+from .data.iclevr import load_split
+from .data.labels import parse_objects
+from .evaluate import evaluate, load_evaluator, train_evaluator
+from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
+from .plotting import image_grid
+from .recipes import RECIPES, get_recipe
+from .train import train
+
+PROG = "python -m condiff"
+TRAIN_FLAGS = {"max_steps": "--max-steps", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+               "seed": "--seed"}  # the settings that change what a run learns: its reproduction command
 
 
 def _cases(args) -> list[list[str]] | None:
-    from .data.iclevr import load_split
-    from .data.labels import parse_objects
-
     if args.labels and args.labels_file:
         raise ValueError("give --labels or --labels-file, not both")  # main() exits with 2
     if args.labels_file:
@@ -32,39 +41,32 @@ def _cases(args) -> list[list[str]] | None:
     return None
 
 
-def _pipeline(args):
-    from .pipeline import load_pipeline, make_scheduler
-
-    pipe = load_pipeline(args.weights)
-    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
-    return pipe
+def train_command(args, max_steps: int) -> str:
+    """The command that repeats this training run: the recipe, the total steps and every setting given."""
+    given = {**{key: getattr(args, key) for key in TRAIN_FLAGS}, "max_steps": max_steps}
+    return " ".join([PROG, "train", args.recipe,
+                     *(f"{TRAIN_FLAGS[key]} {value}" for key, value in given.items() if value is not None)])
 
 
 def cmd_train(args) -> None:
     if args.recipe == "evaluator":
-        from .evaluate import train_evaluator
-
         out = args.out or "runs/evaluator"
-        summary = train_evaluator(out, steps=args.max_steps or 1000, seed=args.seed or 0)
+        summary = train_evaluator(out, seed=args.seed or 0, command=train_command(args, args.max_steps),
+                                  **({"steps": args.max_steps} if args.max_steps else {}))  # else its default
     else:
-        from .recipes import get_recipe
-        from .train import train
-
         recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
-                                                        learning_rate=args.learning_rate)
+                                                        learning_rate=args.learning_rate, max_steps=args.max_steps)
         out = args.out or f"runs/{recipe.name}"
-        summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after,
-                        num_workers=args.workers, snapshot_every=args.snapshot_every, note=args.note,
-                        log_every=args.log_every, compile_mode=args.compile, device=args.device)
+        summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
+                        snapshot_every=args.snapshot_every, note=args.note,
+                        command=train_command(args, recipe.max_steps), log_every=args.log_every,
+                        compile_mode=args.compile, device=args.device)
     print(f"saved to {out}: {summary}")
 
 
 def cmd_sample(args) -> None:
-    import torch
-
-    from .plotting import image_grid
-
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
     cases = _cases(args)
     generator = torch.Generator().manual_seed(args.seed)
     kwargs = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, generator=generator)
@@ -81,79 +83,19 @@ def cmd_sample(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, load_evaluator
-
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
     split = Path(args.labels_file) if args.labels_file else args.split
-    result = evaluate(pipe, split, guidance_scale=args.guidance_scale, num_inference_steps=args.steps,
-                      seed=args.seed, evaluator=load_evaluator(args.evaluator), progress=True)
+    result = evaluate(pipe, split, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
+                      num_inference_steps=args.steps, seed=args.seed, evaluator=load_evaluator(args.evaluator),
+                      progress=True)
     print(f"split: {split}  sampler: {result['scheduler']} x {result['steps']}  guidance: {args.guidance_scale}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
     print(f"accuracy: {result['accuracy']:.3f}")
 
 
-def cmd_results(args) -> None:
-    from .results import to_markdown, write_results
-
-    print(to_markdown(write_results(quick=args.quick)["rows"]))
-
-
-def cmd_blog(args) -> None:
-    import condiff
-
-    from .blog import export_all, export_post
-
-    if args.notebooks:
-        paths = [export_post(notebook, args.out, date=args.date) for notebook in args.notebooks]
-    else:
-        paths = export_all(Path(condiff.__file__).resolve().parent.parent / "notebooks", args.out, date=args.date)
-    for path in paths:
-        print(path)
-
-
-def cmd_tutorial(args) -> None:
-    from .tutorial import print_results, run_all
-
-    run_all(None if args.inplace else Path(args.out), args.notebooks)
-    print_results()
-
-
-def cmd_benchmark(args) -> None:
-    import json
-
-    from . import benchmark
-
-    if args.samplers or args.curve or args.throughput or args.json:
-        limit = 8 if args.quick else None
-        if args.samplers:
-            result = benchmark.sampler_table(args.samplers, device=args.device, limit=limit)
-        elif args.curve:
-            result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
-        else:
-            result = benchmark.throughput(device=args.device, batch_size=args.batch_size, steps=args.steps,
-                                          compile_mode=args.compile, quick=args.quick)
-        text = json.dumps(result, indent=1)
-        if args.json:
-            Path(args.json).write_text(text + "\n")
-        print(text)
-    else:
-        print(benchmark.report(quick=args.quick))
-
-
-def cmd_cards(args) -> None:
-    from .results import ship, write_cards
-
-    for spec in args.ship or []:
-        name, _, run_dir = spec.partition("=")
-        print(f"shipped {run_dir} -> {ship(run_dir, name)}")
-    print(f"wrote {write_cards()}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .pipeline import SCHEDULERS
-    from .recipes import RECIPES
-
-    parser = argparse.ArgumentParser(prog="python -m condiff", description=__doc__,
+def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser with the reader commands, and its subparsers for ``condiff.tools.cli`` to add to."""
+    parser = argparse.ArgumentParser(prog=PROG, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -195,44 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--split", default="test", help="test, new_test or single (default test)")
             p.add_argument("--evaluator", help="classifier folder (default weights/evaluator)")
-    p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
-    p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50, nothing written")
-    p.set_defaults(func=cmd_results)
-
-    p = sub.add_parser("tutorial", help="execute the notebooks headless (reader mode) and print the results table")
-    p.add_argument("notebooks", nargs="*", help="only these notebooks, e.g. 01 03 (default: all)")
-    p.add_argument("--out", default="runs/notebooks", help="where executed copies go (default runs/notebooks)")
-    p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
-    p.set_defaults(func=cmd_tutorial)
-
-    p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--samplers", metavar="WEIGHTS_DIR", help="guidance sweep and sampler table of every model there")
-    p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
-    p.add_argument("--throughput", action="store_true",
-                   help="training images/s: the seed tutorials' loop against condiff's, same model and batch")
-    p.add_argument("--batch-size", type=int, default=256, help="--throughput: the batch (default 256)")
-    p.add_argument("--steps", type=int, default=20, help="--throughput: warm-up steps, then as many timed (default 20)")
-    p.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
-                   help="--throughput: run condiff's UNet through torch.compile in this mode")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default cpu)")
-    p.add_argument("--json", help="also write the result to this file (alone: the --throughput result)")
-    p.set_defaults(func=cmd_benchmark)
-
-    p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
-    p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
-                   help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
-    p.set_defaults(func=cmd_cards)
-    p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
-    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
-    p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")
-    p.add_argument("--date", help="the posts' date, YYYY-MM-DD (default today)")
-    p.set_defaults(func=cmd_blog)
-    return parser
+    return parser, sub
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Parse ``argv`` and run its command; bad input exits with status 2 and one line on stderr."""
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, OSError) as error:
@@ -240,5 +150,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str] | None = None) -> None:
+    """The reader commands alone (``python -m condiff`` runs ``condiff.tools.cli.main``, which has them all)."""
+    run(build_parser()[0], argv)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
+from diffusers import ConfigMixin, DDPMScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 from tqdm import tqdm
@@ -25,6 +25,7 @@ from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .data.scenes import ProceduralScenes
 from .pipeline import make_scheduler, to_numpy_images
+from .runinfo import git_commit, hardware
 
 # ---------------------------------------------------------------------------------------------
 # The classifier
@@ -68,11 +69,11 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
             from error
 
 
-def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
-                    seed: int = 0, progress: bool = True) -> dict:
-    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it."""
-    from .train import git_commit, hardware
+def train_evaluator(output_dir: str | Path, steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
+                    seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
+    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
 
+    600 steps is how ``weights/evaluator`` was made; ``command`` (the CLI's call) goes into ``training.json``."""
     commit = git_commit()  # the code this run starts with
     torch.manual_seed(seed)
     model = SceneClassifier()
@@ -96,8 +97,9 @@ def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int =
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit,
-               "command": f"python -m condiff train evaluator --max-steps {steps}"}
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit}
+    if command:
+        summary["command"] = command
     (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -132,11 +134,6 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     logits, labels: ``(B, L)``. Returns ``(hits, objects asked)``; accuracy is their ratio.
     """
     return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
-
-
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    hits, total = topk_hits(logits, labels)
-    return hits / total
 
 
 @torch.no_grad()
@@ -182,21 +179,22 @@ def evaluate(
 ) -> dict:
     """Generate one image per case of ``split`` and score it; returns accuracy, images, timings.
 
-    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) swaps the sampler on a copy of the pipeline's
-    config; ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores
-    only the split's first cases (quick runs).
+    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
+    ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores only the
+    split's first cases (quick runs). The caller's pipeline is left as it was.
     """
     cases = load_split(split)[:limit]
-    if scheduler is not None:
-        pipeline.scheduler = make_scheduler(scheduler, pipeline.scheduler.config)
-    name = type(pipeline.scheduler).__name__
-    steps = num_inference_steps or (1000 if name == "DDPMScheduler" else 50)
-    pipeline.set_progress_bar_config(disable=not progress)
+    # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
+    config = pipeline.scheduler.config
+    fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
+    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh})
+    steps = num_inference_steps or (1000 if isinstance(pipe.scheduler, DDPMScheduler) else 50)
+    pipe.set_progress_bar_config(disable=not progress)
     start = time.perf_counter()
-    images = pipeline(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
-                      generator=torch.Generator().manual_seed(seed), output_type="np").images
+    images = pipe(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
+                  generator=torch.Generator().manual_seed(seed), output_type="np").images
     seconds = time.perf_counter() - start
     result = score_images(images, cases, evaluator)
-    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=name, steps=steps,
-                  guidance_scale=guidance_scale)
+    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=type(fresh).__name__,
+                  steps=steps, guidance_scale=guidance_scale)
     return result

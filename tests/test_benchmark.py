@@ -1,6 +1,7 @@
 import pytest
+from tiny import TINY
 
-from condiff.benchmark import report, training_throughput
+from condiff.tools.benchmark import report, training_throughput
 
 
 def test_training_throughput_compares_both_steps():
@@ -15,16 +16,15 @@ def test_quick_report_has_both_tables():
 
 
 def _tiny_run(tmp_path):
-    from condiff.recipes import get_recipe
     from condiff.train import train
 
-    tiny = get_recipe("tiny")
+    tiny = TINY
     train(tiny, tmp_path / "runs" / "time_sum", progress=False, snapshot_every=tiny.checkpoint_every)
     return tmp_path / "runs", tiny
 
 
 def test_training_curve_scores_every_snapshot(tmp_path):
-    from condiff.benchmark import training_curve
+    from condiff.tools.benchmark import training_curve
 
     runs, tiny = _tiny_run(tmp_path)
     rows = training_curve(runs / "time_sum", steps=2, limit=2)
@@ -34,7 +34,7 @@ def test_training_curve_scores_every_snapshot(tmp_path):
 
 
 def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
-    from condiff.benchmark import sampler_table
+    from condiff.tools.benchmark import sampler_table
 
     runs, _ = _tiny_run(tmp_path)
     saved = []
@@ -52,7 +52,7 @@ def test_throughput_command_times_both_loops_in_one_run(tmp_path):
     """``benchmark --json FILE``: the seed tutorials' loop against condiff's, same model and batch."""
     import json
 
-    from condiff.cli import main
+    from condiff.tools.cli import main
 
     out = tmp_path / "throughput.json"
     main(["benchmark", "--quick", "--json", str(out)])
@@ -60,12 +60,13 @@ def test_throughput_command_times_both_loops_in_one_run(tmp_path):
     assert {"device", "hardware", "batch_size", "naive_images_per_s", "condiff_images_per_s", "ratio"} <= set(result)
     assert result["device"] == "cpu" and result["quick"] and result["batch_size"] == 8
     assert result["naive_images_per_s"] > 0 and result["condiff_images_per_s"] > 0
+    assert result["numpy_scenes_per_s"] > 0 and result["torch_scenes_per_s"] > 0
     assert abs(result["ratio"] - result["condiff_images_per_s"] / result["naive_images_per_s"]) < 0.01
 
 
 @pytest.mark.parametrize("setting", [{"device": "tpu"}, {"steps": 0}])
 def test_throughput_refuses_bad_settings(setting):
-    from condiff.benchmark import throughput
+    from condiff.tools.benchmark import throughput
 
     with pytest.raises(ValueError, match=next(iter(setting))):
         throughput(**setting)

@@ -8,14 +8,14 @@ import warnings
 
 import pytest
 import torch
+from tiny import TINY
 
 from condiff.data.iclevr import held_out_combinations
 from condiff.data.torch_scenes import TorchScenes
-from condiff.recipes import get_recipe
+from condiff.recipes import RECIPES
 from condiff.train import default_data, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-TINY = get_recipe("tiny")
 
 
 def test_scenes_drawn_on_the_gpu_match_the_cpu_renderer():
@@ -26,7 +26,7 @@ def test_scenes_drawn_on_the_gpu_match_the_cpu_renderer():
     assert images.is_cuda and labels.is_cuda and images.shape == (512, 3, 32, 32)
     torch.testing.assert_close(images.cpu(), cpu.render_layout(objects.cpu(), boxes.cpu()), rtol=0, atol=1e-5)
     torch.testing.assert_close(labels.cpu(), cpu.labels(objects.cpu()))
-    assert isinstance(default_data(get_recipe("time_sum"), "cuda"), TorchScenes)
+    assert isinstance(default_data(RECIPES["time_sum"], "cuda"), TorchScenes)
 
 
 def _syncs_during_training(tmp_path, steps: int) -> int:

@@ -1,36 +1,24 @@
-"""The procedural scenes of ``scenes.py``, drawn a whole batch at a time with torch, on any device.
+"""The scenes of ``scenes.py``, drawn a whole batch at a time with torch on any device (GPUs train on them).
 
-``TorchScenes`` is a drop-in for ``ProceduralScenes`` that renders on the device that trains, so a
-GPU never waits for CPU workers. It draws the same distribution from the same cached sprites:
+Same sprites, same distribution as ``ProceduralScenes``, no Python loop over scenes:
 
-1. Objects: 1..max_objects distinct objects, the excluded (held-out) combinations never. Instead of
-   redrawing rejected scenes, every allowed combination is listed once (24 + 276 + 2,024 of them)
-   with the probability the numpy renderer's rejection sampling gives it, and each scene picks one
-   by inverse CDF; the objects' order in the scene is then shuffled.
-2. Layout: as ``scenes._layout``, an attempt tries up to 50 boxes per object (sides base-1..base+1,
-   uniform positions) in turn, keeps each that overlaps no kept box, and a failed attempt starts
-   over. Each scene makes ``attempts`` attempts at once and keeps the first that placed every
-   object: the same distribution, with a slot-by-slot search (3 steps, not 150). If all attempts
-   fail (under 1 in 10^7 scenes at 5 attempts), a fallback that always fits places the objects in
-   random cells of a 2x2 grid, at a random offset inside each.
-3. Compositing: per object slot (at most 3), the sprites' padded S x S windows are read from a
-   canvas by index arithmetic (``index_select``), blended as the numpy paste does,
-   ``rgb + image * (1 - alpha)``, and written back (``index_copy_``): the same pixels, bit for bit on CPU.
+1. Objects: every allowed combination (24 + 276 + 2,024, the held-out ones left out) is listed with
+   the probability ``scenes.random_objects``'s redraws give it; each scene picks one by inverse CDF,
+   then its objects' order is shuffled.
+2. Layout: as ``scenes._layout``, an attempt tries up to 50 boxes per object in turn and keeps each
+   that overlaps no kept box. Each scene makes ``attempts`` attempts at once and keeps the first that
+   placed every object. If all fail (under 1 scene in 10^7), objects go in random cells of a 2x2 grid.
+3. Compositing: per object slot, the sprites' padded windows are read from the canvas (``index_select``),
+   blended as the numpy paste does, ``rgb + image * (1 - alpha)``, and written back: the same pixels.
 
-Everything is seeded by ``(seed, step, rank)`` with a ``torch.Generator`` on the device, so a batch
-is a pure function of those three (per device type: a CPU and a CUDA generator give different
-streams). Nothing in ``batch`` reads a value back to the host.
-
-Speed, full batches of 256 (objects, images, labels) at 32x32, ``python -m condiff.data.torch_scenes``:
-4,400-4,800 scenes/s on one thread of a 2-core AMD EPYC shared with other jobs (load about 4), where
-the numpy renderer (``python -m condiff.data.scenes``) drew 1,000-2,100 in the same minutes. It is
-meant for GPUs, where it has not been measured yet (a GPU session adds the figure here:
-``python -m condiff.data.torch_scenes --device cuda --batch-size 1024``).
+A batch is a pure function of ``(seed, step, rank)`` (a ``torch.Generator`` on the device; CPU and CUDA
+streams differ) and nothing in ``batch`` waits for the device. Speed: ``python -m condiff benchmark
+--throughput`` (scenes/s of both renderers); on one thread of the 2-core AMD EPYC, shared (load ~4),
+4,400-4,800 scenes/s in batches of 256 at 32x32 against the numpy renderer's 1,000-2,100. GPU: not yet measured.
 """
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Collection
 from itertools import combinations
 
@@ -74,15 +62,8 @@ class TorchScenes:
     (torch.Size([4, 3, 32, 32]), torch.Size([4, 24]))
     """
 
-    def __init__(
-        self,
-        size: int = 32,
-        max_objects: int = MAX_OBJECTS,
-        exclude: Collection[Collection[str]] = (),
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        attempts: int = 5,
-    ):
+    def __init__(self, size: int = 32, max_objects: int = MAX_OBJECTS, exclude: Collection[Collection[str]] = (),
+                 seed: int = 0, device: torch.device | str = "cpu", attempts: int = 5):
         self.size, self.max_objects, self.seed, self.attempts = size, max_objects, seed, attempts
         self.device = torch.device(device)
         self.exclude = {frozenset(c) for c in exclude}
@@ -124,10 +105,8 @@ class TorchScenes:
         objects = objects.gather(1, (rand(B, K) + empty).argsort(dim=1))  # shuffle the filled slots
         n = K - empty.sum(1)  # (B,)
 
-        # 2. Where: as scenes._layout, an attempt tries up to 50 n random boxes in turn and keeps each that
-        # overlaps no kept one; a failed attempt starts over. Here each scene makes all its attempts at once
-        # and keeps the first that placed every object; slot by slot, the next box is the first candidate
-        # after the last kept one that overlaps none kept so far.
+        # 2. Where: R attempts of up to 50 n candidate boxes; slot by slot, the next box is the first
+        # candidate after the last kept one that overlaps none kept so far.
         R, T = self.attempts, TRIES_PER_OBJECT * K
         side = self.base - 1 + (rand(B, R, T) * SIZES_PER_OBJECT).short()  # (B, R, T), int16: less to read
         top = (rand(B, R, T) * (self.size - side + 1)).short()
@@ -147,13 +126,11 @@ class TorchScenes:
             picks.append(torch.cat(kept, dim=-1))  # (B, R, 3)
         attempt = placed.byte().argmax(-1)  # (B,): the first attempt that placed every object
         boxes = torch.stack(picks, dim=2)[torch.arange(B, device=dev), attempt].long()  # (B, K, 3)
-
         placed = placed.any(-1)[:, None, None]  # (B, 1, 1); false in under 1 in 10^7 scenes
         return objects, torch.where(placed, boxes, self._fallback(boxes[..., 2], rand))
 
     def _fallback(self, side: torch.Tensor, rand) -> torch.Tensor:
-        """Boxes ``(B, K, 3)`` that always fit: each object of ``side`` ``(B, K)`` in its own random grid
-        cell, at a random offset inside it."""
+        """Boxes ``(B, K, 3)`` that always fit: each object (sides ``(B, K)``) at a random spot of its own grid cell."""
         B, K = side.shape
         cell = self.size // self.grid
         cells = rand(B, self.grid**2).argsort(dim=1)[:, :K]  # (B, K) distinct cells
@@ -193,31 +170,3 @@ class TorchScenes:
         objects, boxes = self.layout(step, batch_size, rank)
         return self.render_layout(objects, boxes), self.labels(objects)
 
-
-def scenes_per_second(device: str = "cpu", size: int = 32, batch_size: int = 256, seconds: float = 3.0) -> float:
-    """Measure the renderer on ``device``: full batches (objects, images, labels) per second."""
-    source = TorchScenes(size=size, device=device)
-    sync = torch.cuda.synchronize if source.device.type == "cuda" else (lambda: None)
-    source.batch(0, batch_size)  # warm-up
-    sync()
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        source.batch(steps, batch_size)
-        steps += 1
-        if steps % 8 == 0:
-            sync()
-    sync()
-    return steps * batch_size / (time.perf_counter() - start)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="scenes/s of the torch renderer")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=256)
-    args = parser.parse_args()
-    if args.device == "cpu":
-        torch.set_num_threads(1)
-    print(f"{args.device}, batch {args.batch_size}, 32x32: "
-          f"{scenes_per_second(args.device, batch_size=args.batch_size):,.0f} scenes/s")

@@ -12,27 +12,41 @@ Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 
 
     python -m condiff benchmark --samplers weights --device cuda --json weights/samplers.json
     python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
+    python -m condiff benchmark --device cuda --json weights/throughput.json
 
 3. ``sampler_table``: every shipped model, guidance off and on, DDPM-1000 against DDIM and
    DPM-Solver++ at 50 / 25 / 10 steps, on the full splits.
 4. ``training_curve``: the accuracy of each snapshot a run kept (``train --snapshot-every``)
    against its training minutes: how long a recipe needs.
+5. ``throughput``: training images/s of the seed tutorials' whole loop (CPU-rendered batches through a
+   DataLoader, fp32, a host sync every step) against condiff's ``train`` (scenes drawn on the device,
+   no sync within a step, bf16 and fused AdamW on a GPU), same model and batch, in one run.
 """
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
 
-from . import WEIGHTS_DIR
-from .data.iclevr import load_split
-from .data.scenes import ProceduralScenes
-from .models import build_models, predict_noise
-from .recipes import get_recipe
+from .. import WEIGHTS_DIR
+from ..data.iclevr import held_out_combinations, load_split
+from ..data.labels import names_to_multihot
+from ..data.scenes import ProceduralScenes, random_objects, render_scene
+from ..data.torch_scenes import TorchScenes
+from ..evaluate import evaluate, load_evaluator, splits_for
+from ..models import build_models, predict_noise
+from ..pipeline import load_pipeline, make_scheduler
+from ..recipes import RECIPES, get_recipe
+from ..runinfo import hardware, weights_digest
+from ..train import train
+from .results import title
 
 
 def _train_step_timer(channels_last: bool, recipe, batches):
@@ -86,21 +100,29 @@ class _OneSceneAtATime(torch.utils.data.Dataset):
     """The seed tutorials' data: a Dataset of single numpy-rendered scenes, batched by a DataLoader."""
 
     def __init__(self, recipe, length: int):
-        from .data.iclevr import held_out_combinations
-
         self.recipe, self.length, self.exclude = recipe, length, held_out_combinations()
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        from .data.labels import names_to_multihot
-        from .data.scenes import random_objects, render_scene
-
         rng = np.random.default_rng([self.recipe.seed, i])
         names = random_objects(rng, self.recipe.max_objects, self.exclude)
         image = torch.from_numpy(render_scene(names, rng, self.recipe.image_size)).permute(2, 0, 1) * 2 - 1
         return image, names_to_multihot(names, max_objects=self.recipe.max_objects)  # (3, H, W), (24,)
+
+
+def scenes_per_second(source, batch_size: int = 256, seconds: float = 3.0) -> float:
+    """Scenes/s of a data source's ``batch`` (objects, images, labels), waiting for a GPU at the end."""
+    sync = torch.cuda.synchronize if getattr(source, "device", torch.device("cpu")).type == "cuda" else (lambda: None)
+    source.batch(0, batch_size)  # warm-up: caches, kernels
+    sync()
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        source.batch(steps, batch_size)
+        steps += 1
+    sync()
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: int = 256, steps: int = 20,
@@ -112,17 +134,9 @@ def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: i
     condiff: ``condiff.train.train`` itself: scenes drawn on the device, no wait for it within a step,
     bf16 autocast and fused AdamW on a GPU (fp32 on the CPU), ``compile_mode`` if given.
     Each does ``steps`` warm-up steps, then ``steps`` timed ones; both include gradient clipping and EMA.
-    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test).
+    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test). The result also holds the scenes/s of
+    both renderers at this batch size: the numpy one (one CPU process) and the torch one on ``device``.
     """
-    import tempfile
-
-    from diffusers import DDPMScheduler
-    from diffusers.training_utils import EMAModel
-
-    from .data.iclevr import held_out_combinations
-    from .data.torch_scenes import TorchScenes
-    from .train import hardware, train
-
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}; allowed: cpu, cuda")
     if steps < 1 or batch_size < 1:
@@ -166,18 +180,23 @@ def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: i
     naive = steps * B / (time.perf_counter() - start)
 
     # condiff's loop: train() itself, losses read back after the warm-up steps and at the end only.
+    settings = dict(size=recipe.image_size, max_objects=recipe.max_objects, exclude=held_out_combinations(),
+                    seed=recipe.seed)
     with tempfile.TemporaryDirectory() as out:
-        data = TorchScenes(size=recipe.image_size, max_objects=recipe.max_objects, exclude=held_out_combinations(),
-                           seed=recipe.seed, device=device)
-        train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps), out, data=data,
+        train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps), out,
+              data=TorchScenes(**settings, device=device),
               progress=False, log_every=steps, compile_mode=compile_mode, device=device)
         history = json.loads((Path(out) / "history.json").read_text())
     condiff = steps * B / (history[2 * steps - 1]["seconds"] - history[steps - 1]["seconds"])
+    seconds = 0.2 if quick else 3.0
+    scenes = {"numpy_scenes_per_s": scenes_per_second(ProceduralScenes(**settings), B, seconds),
+              "torch_scenes_per_s": scenes_per_second(TorchScenes(**settings, device=device), B, seconds)}
     return {"device": device, "hardware": hardware(), "threads": torch.get_num_threads(), "recipe": recipe.name,
             "batch_size": B, "image_size": recipe.image_size, "timed_steps": steps, "naive_workers": naive_workers,
             "mixed_precision": recipe.mixed_precision if device == "cuda" else "no", "compile_mode": compile_mode,
             "quick": quick, "torch": torch.__version__, "naive_images_per_s": round(naive, 1),
-            "condiff_images_per_s": round(condiff, 1), "ratio": round(condiff / naive, 2)}
+            "condiff_images_per_s": round(condiff, 1), "ratio": round(condiff / naive, 2),
+            **{key: round(value) for key, value in scenes.items()}}
 
 
 def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("ddim", 50), ("ddim", 25),
@@ -187,8 +206,6 @@ def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("dd
 
     Speed only: a handful of images says nothing about accuracy (``sampler_table`` measures that).
     """
-    from .pipeline import load_pipeline, make_scheduler
-
     pipe = load_pipeline(WEIGHTS_DIR / name)
     pipe.set_progress_bar_config(disable=True)
     cases = load_split("new_test")[:images]
@@ -204,8 +221,6 @@ def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("dd
 
 
 def report(quick: bool = False) -> str:
-    from .train import hardware
-
     t = training_throughput(steps=1 if quick else 10, rounds=1 if quick else 3)
     lines = [f"Machine: {hardware()}", "",
              "| training step (time_sum UNet, batch 64) | images/s |", "|---|---|",
@@ -224,8 +239,6 @@ SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 
 
 
 def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
-    from .evaluate import evaluate, splits_for
-
     row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
     images = seconds = 0
     for split in splits_for(pipe):
@@ -245,24 +258,19 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     a row holds the accuracy per split and images/s on ``device``. ``on_row(result)`` is called
     after every row, e.g. to save partial results of a time-boxed run.
     """
-    from .evaluate import load_evaluator, splits_for
-    from .pipeline import load_pipeline
-    from .results import MODELS, weights_digest
-    from .train import hardware
-
     weights_dir, evaluator = Path(weights_dir), load_evaluator()
     out = {"hardware": hardware(), "device": device,
            "settings": (f"first {limit} cases of each split" if limit else
                         "full splits (test and new_test: 64 cases each; single: 48)")
            + ", seed 0, evaluator weights/evaluator",
            "digests": {}, "models": {}}
-    for name in names or MODELS:
+    for name in names or RECIPES:
         if not (weights_dir / name / "model_index.json").is_file():
             continue
         pipe = load_pipeline(weights_dir / name).to(device)
         if pipe.label_encoder is None:
             continue  # nothing to score against labels
-        out["digests"][name] = weights_digest(name, weights_dir)  # ties the table to these weights
+        out["digests"][name] = weights_digest(weights_dir / name)  # ties the table to these weights
         entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
         for w in guidance_scales:
             entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
@@ -281,9 +289,6 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
 def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: str = "ddim", steps: int = 25,
                    device: str = "cpu", limit: int | None = None) -> list[dict]:
     """Accuracy of every snapshot in ``run_dir/snapshots`` against the training time it had had."""
-    from .evaluate import load_evaluator
-    from .pipeline import load_pipeline
-
     evaluator, rows = load_evaluator(), []
     for snap in sorted((Path(run_dir) / "snapshots").glob("step-*")):
         info = json.loads((snap / "training.json").read_text())
@@ -293,3 +298,44 @@ def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: st
         row.update(_score(pipe, sampler, steps, guidance_scale, evaluator, limit))
         rows.append(row)
     return rows
+
+
+def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
+    samplers = json.loads((weights_dir / "samplers.json").read_text())
+
+    def pair(r):  # "test / new_test", or the single split
+        return f"{r['single']:.3f}" if "single" in r else f"{r['test']:.3f} / {r['new_test']:.3f}"
+
+    columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()
+                                 for r in e["samplers"]))
+    lines = [f"Accuracy (test / new_test, or `single`) by sampler, measured on {samplers['hardware']}; "
+             f"{samplers['settings']}.", "",
+             "| model | w | " + " | ".join(f"{s.upper()}-{n}" for s, n in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for name, entry in samplers["models"].items():
+        for w in sorted({r["guidance_scale"] for r in entry["samplers"]}):
+            cells = {(r["sampler"], r["steps"]): pair(r) for r in entry["samplers"] if r["guidance_scale"] == w}
+            row = " | ".join(cells.get(c, "-") for c in columns)
+            lines.append(f"| {title(name)} | {w:g} | {row} |")
+    path = weights_dir / "training_curves.json"
+    if path.is_file():
+        curves = json.loads(path.read_text())["curves"]
+        names = list(curves)
+        first = curves[names[0]]
+        lines += ["", "Accuracy (test / new_test, DDIM-25, w = 2) of the snapshots taken during training:", "",
+                  "| step | images seen | minutes | " + " | ".join(title(n) for n in names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for i, r in enumerate(first):
+            cells = [pair(curves[n][i]) if i < len(curves[n]) else "-" for n in names]
+            lines.append(f"| {r['step']:,} | {r['images_seen']:,} | {r['train_minutes']:.1f} ({r['hardware']}) | "
+                         + " | ".join(cells) + " |")
+        check = json.loads(path.read_text()).get("cpu_check")
+        for name, rows in (check or {}).get("curves", {}).items():
+            gpu = {r["step"]: r for r in curves.get(name, [])}
+            for r in rows:
+                same = f" (the GPU run at that step: {pair(gpu[r['step']])})" if r["step"] in gpu else ""
+                lines += ["", f"The same recipe on the 2-core CPU ({title(name)}): step {r['step']:,} "
+                              f"after {r['train_minutes']:.1f} minutes on {r['hardware']}, {pair(r)}{same}."]
+    return "\n".join(lines)
+
