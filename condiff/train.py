@@ -167,9 +167,10 @@ def train(
     if device not in (None, "cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
         raise ValueError(f"device={device!r}: allowed are None (a GPU if there is one), 'cpu', or 'cuda' "
                          f"where a GPU is visible ({'one is' if torch.cuda.is_available() else 'none is'} here)")
-    if log_every < 1 or compile_mode not in COMPILE_MODES:
-        raise ValueError(f"log_every={log_every} (allowed: 1 or more), compile_mode={compile_mode!r} "
-                         f"(allowed: {', '.join(map(str, COMPILE_MODES))})")
+    if log_every < 1:
+        raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between loss read-backs)")
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode={compile_mode!r}; allowed: {', '.join(map(str, COMPILE_MODES))}")
     output_dir = Path(output_dir)
     commit = git_commit()  # the code this run starts with
     on_gpu = torch.cuda.is_available() and device != "cpu"
