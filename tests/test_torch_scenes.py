@@ -3,7 +3,8 @@
 The statistics compare 16,000 scenes of each renderer (fixed seeds, so the test is deterministic);
 the tolerances are about four standard errors of the difference, and each one fails a renderer
 that gets that part of the distribution wrong (uniform counts instead of rejection-adjusted ones,
-layouts that skip the numpy renderer's restarts, a missing object, a shifted sprite).
+layouts that skip the numpy renderer's restarts, objects placed in label order, a missing object,
+a shifted sprite).
 """
 from __future__ import annotations
 
@@ -96,12 +97,17 @@ def _statistics(objs, boxes) -> dict[str, np.ndarray]:
         return np.mean([np.hypot(y + s / 2 - 16, x + s / 2 - 16) for bs in boxes if len(bs) == n
                         for (y, x, s) in [bs[slot]]])
 
+    def distance_of_lowest_label(n):  # the same for the object with the lowest label: is the order random?
+        return np.mean([np.hypot(y + s / 2 - 16, x + s / 2 - 16) for o, bs in zip(objs, boxes) if len(bs) == n
+                        for (y, x, s) in [bs[int(np.argmin(o))]]])
+
     return {
         "count": np.array([(counts == k).mean() for k in (1, 2, 3)]),
         "label": multihot.mean(0),
         "side": np.array([(sides == s).mean() for s in (11, 12, 13)]),
         "distance": np.array([distance_from_centre(0, 2), distance_from_centre(1, 2),
-                              distance_from_centre(0, 3), distance_from_centre(1, 3), distance_from_centre(2, 3)]),
+                              distance_from_centre(0, 3), distance_from_centre(1, 3), distance_from_centre(2, 3),
+                              distance_of_lowest_label(2), distance_of_lowest_label(3)]),
     }
 
 
