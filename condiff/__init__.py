@@ -16,9 +16,7 @@ import os
 from pathlib import Path
 
 __version__ = "0.1.0"
-
-# Where the repository lives: the notebooks' Colab badges and clone, the README and the blog export use it.
-REPO_URL = "https://github.com/condiff/condiff"
+REPO_URL = "https://github.com/condiff/condiff"  # the Colab badges and clone, the README and the blog use it
 
 # The shipped weights: ``weights/`` beside this package in a clone, or $CONDIFF_WEIGHTS.
 WEIGHTS_DIR = Path(os.environ.get("CONDIFF_WEIGHTS", Path(__file__).resolve().parent.parent / "weights"))

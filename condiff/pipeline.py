@@ -187,13 +187,12 @@ def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.nda
     return np.clip((x.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)  # (B, H, W, 3)
 
 
-def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, return_x0: bool = False,
-                      **kwargs):
-    """Sample, keeping ``num_frames`` intermediate images; returns ``(frames, timesteps)``.
+def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):
+    """Sample, keeping ``num_frames`` steps; returns ``(frames, x0_frames, timesteps)`` for ``trajectory_strip``.
 
-    Each frame is the ``(B, 3, H, W)`` sample in [-1, 1] after a step, for ``plotting.trajectory_strip``.
-    ``return_x0=True`` returns ``(frames, x0_frames, timesteps)``, adding the clean image each step predicted
-    (x0-hat, which DDPM and DDIM report). Notebook 1 shows the ``callback_on_step_end`` this is built on.
+    Each frame is the ``(B, 3, H, W)`` sample x_t in [-1, 1] after a step, each x0-frame the clean image that
+    step predicted (x0-hat; ``None`` for samplers that do not report it, such as DPM-Solver++).
+    Notebook 1 shows the ``callback_on_step_end`` this is built on.
     """
     steps = kwargs.get("num_inference_steps", 1000)
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
@@ -202,7 +201,8 @@ def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: in
     def record(i, t, sample):
         if i in keep:
             frames.append(sample.detach().cpu())
-            x0_frames.append(getattr(last[0], "pred_original_sample", None))
+            x0 = getattr(last[0], "pred_original_sample", None)
+            x0_frames.append(None if x0 is None else x0.detach().cpu())
             timesteps.append(t)
 
     pipe.scheduler.step = lambda *args, **kw: last.__setitem__(0, step(*args, **kw)) or last[0]  # keeps x0-hat
@@ -210,6 +210,4 @@ def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: in
         pipe(*([] if labels is None else [labels]), callback_on_step_end=record, **kwargs)
     finally:
         del pipe.scheduler.step  # the class's own step again
-    if return_x0 and None in x0_frames:
-        raise ValueError(f"{type(pipe.scheduler).__name__} does not report x0-hat; use ddpm or ddim")
-    return (frames, [x.cpu() for x in x0_frames], timesteps) if return_x0 else (frames, timesteps)
+    return frames, x0_frames, timesteps

@@ -124,13 +124,9 @@ def trajectory_strip(
     frames: Sequence, timesteps: Sequence[int], title: str | None = None,
     value_range: tuple[float, float] = (-1, 1), scale: float = 1.0, x0_frames: Sequence | None = None,
 ) -> Figure:
-    """The sampling trajectory: one row per image of the batch, one column per timestep.
-
-    With ``x0_frames`` (the predicted clean image x0-hat, same shapes) each image gets x_t above x0-hat.
-    """
+    """The sampling trajectory: one row per image (x_t above x0-hat with ``x0_frames``), one column per timestep."""
     if len(frames) != len(timesteps) or (x0_frames is not None and len(x0_frames) != len(frames)):
-        raise ValueError(f"got {len(frames)} frames, {len(timesteps)} timesteps and "
-                         f"{len(x0_frames or frames)} x0-hat frames")
+        raise ValueError(f"got {len(frames)} frames, {len(timesteps)} timesteps, {len(x0_frames or frames)} x0-hats")
     if x0_frames is not None:  # (B, 3, H, W) each -> (2B, 3, H, W): x_t, x0-hat, x_t, x0-hat, ...
         frames = [torch.stack([xt, x0], 1).flatten(0, 1) for xt, x0 in zip(frames, x0_frames)]
     columns = [to_numpy_images(f, value_range) for f in frames]  # T x (B, H, W, 3)

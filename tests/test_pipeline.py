@@ -129,29 +129,19 @@ def test_loading_and_sampling_make_no_network_call(tmp_path, monkeypatch):
     assert sample(pipe).shape == (2, 16, 16, 3)
 
 
-def test_sample_trajectory_keeps_the_requested_frames():
+def test_sample_trajectory_keeps_the_requested_frames_and_their_x0_hat():
     from condiff.pipeline import sample_trajectory
 
     pipe = make_pipe()
-    frames, timesteps = sample_trajectory(pipe, CASES, num_frames=4, num_inference_steps=10,
-                                          generator=torch.Generator().manual_seed(0))
-    assert len(frames) == 4 and frames[0].shape == (2, 3, 16, 16)
+    frames, x0_frames, timesteps = sample_trajectory(pipe, CASES, num_frames=4, num_inference_steps=10,
+                                                     generator=torch.Generator().manual_seed(0))
+    assert len(frames) == len(x0_frames) == 4 and frames[0].shape == x0_frames[0].shape == (2, 3, 16, 16)
     assert timesteps == sorted(timesteps, reverse=True) and timesteps[-1] == pipe.scheduler.timesteps[-1]
     final = pipe(CASES, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="pt").images
     assert torch.allclose((frames[-1] / 2 + 0.5).clamp(0, 1), final)
-
-
-def test_sample_trajectory_returns_x0_hat_beside_x_t():
-    from condiff.pipeline import sample_trajectory
-
-    pipe = make_pipe()
-    pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
-    frames, x0_frames, timesteps = sample_trajectory(pipe, CASES, num_frames=3, num_inference_steps=6, return_x0=True,
-                                                     generator=torch.Generator().manual_seed(0))
-    assert len(frames) == len(x0_frames) == len(timesteps) == 3 and x0_frames[0].shape == frames[0].shape
-    assert torch.allclose(x0_frames[-1], frames[-1])  # DDIM's last step lands on its x0-hat
     assert "step" not in vars(pipe.scheduler)  # the scheduler's own step is back
+    pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
+    frames, x0_frames, _ = sample_trajectory(pipe, CASES, num_frames=3, num_inference_steps=6)
+    assert torch.allclose(x0_frames[-1], frames[-1])  # DDIM's last step lands on its x0-hat
     pipe.scheduler = make_scheduler("dpm++", pipe.scheduler.config)
-    with pytest.raises(ValueError, match="x0-hat"):
-        sample_trajectory(pipe, CASES, num_frames=2, num_inference_steps=4, return_x0=True)
-    assert "step" not in vars(pipe.scheduler)
+    assert sample_trajectory(pipe, CASES, num_frames=2, num_inference_steps=4)[1] == [None, None]  # none reported
