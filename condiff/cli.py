@@ -1,14 +1,13 @@
-"""Command line: ``python -m condiff {train,sample,evaluate,results,blog} ...`` (``--help`` on each).
+"""Command line: ``python -m condiff {train,sample,evaluate} ...`` (``--help`` on each).
 
     python -m condiff train time_sum --out runs/time_sum
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
     python -m condiff evaluate --weights weights/time_sum --split new_test
-    python -m condiff results
-    python -m condiff blog --out site/_posts --date 2026-11-27
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
-object lists, the format of i-CLEVR's ``test.json``.
+object lists, the format of i-CLEVR's ``test.json``. The maintainers' commands (results, cards,
+benchmark, blog, tutorial) are added by ``condiff.tools.cli``; ``python -m condiff`` has them all.
 """
 from __future__ import annotations
 
@@ -17,8 +16,24 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
 from . import WEIGHTS_DIR
-from .data.labels import shorten
+from .data.iclevr import load_split
+from .data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects, shorten
+from .evaluate import evaluate, load_evaluator, train_evaluator
+from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
+from .plotting import image_grid
+from .recipes import RECIPES, get_recipe
+from .train import train
+
+PROG = "python -m condiff"
+TRAIN_FLAGS = {"max_steps": "--max-steps", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+               "seed": "--seed"}  # the settings that change what a run learns: its reproduction command
+
 
 # ---------------------------------------------------------------------------------------------
 # Option checks: each runs before any work and says what was given and what is allowed
@@ -110,9 +125,6 @@ def png_path(text: str) -> tuple[Path, str]:
 
 def _cases(args, pipe) -> list[list[str]] | None:
     """The scenes of ``--labels`` / ``--labels-file``, checked against the model's vocabulary."""
-    from .data.iclevr import load_split
-    from .data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects
-
     labels, labels_file = args.labels, args.labels_file
     if labels is not None and labels_file is not None:
         raise ValueError("give --labels or --labels-file, not both")
@@ -139,40 +151,35 @@ def _cases(args, pipe) -> list[list[str]] | None:
 
 
 def _pipeline(args):
-    from .pipeline import load_pipeline, make_scheduler
-
     pipe = load_pipeline(args.weights)
     pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)  # the CLI shows one bar over batches
     return pipe
 
 
+def train_command(args, max_steps: int) -> str:
+    """The command that repeats this training run: the recipe, the total steps and every setting given."""
+    given = {**{key: getattr(args, key) for key in TRAIN_FLAGS}, "max_steps": max_steps}
+    return " ".join([PROG, "train", args.recipe,
+                     *(f"{TRAIN_FLAGS[key]} {value}" for key, value in given.items() if value is not None)])
+
+
 def cmd_train(args) -> None:
     if args.recipe == "evaluator":
-        from .evaluate import train_evaluator
-
         out = args.out or "runs/evaluator"
-        summary = train_evaluator(out, steps=args.max_steps or 1000, seed=args.seed or 0)
+        summary = train_evaluator(out, seed=args.seed or 0, command=train_command(args, args.max_steps),
+                                  **({"steps": args.max_steps} if args.max_steps else {}))  # else its default
     else:
-        from .recipes import get_recipe
-        from .train import train
-
         recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
-                                                        learning_rate=args.learning_rate)
+                                                        learning_rate=args.learning_rate, max_steps=args.max_steps)
         out = args.out or f"runs/{recipe.name}"
-        summary = train(recipe, out, max_steps=args.max_steps, resume=not args.fresh, stop_after=args.stop_after,
-                        num_workers=args.workers, snapshot_every=args.snapshot_every, note=args.note)
+        summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
+                        snapshot_every=args.snapshot_every, note=args.note,
+                        command=train_command(args, recipe.max_steps))
     print(f"saved to {out}: {summary}")
 
 
 def cmd_sample(args) -> None:
-    import numpy as np
-    import torch
-    from PIL import Image
-    from tqdm import tqdm
-
-    from .plotting import image_grid
-
     out, how = png_path(args.out)
     writable_file(out, "--out")
     pipe = _pipeline(args)
@@ -207,8 +214,6 @@ def cmd_sample(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, load_evaluator
-
     split = Path(args.labels_file) if args.labels_file is not None else args.split
     evaluator = load_evaluator(args.evaluator)
     pipe = _pipeline(args)
@@ -275,13 +280,11 @@ def cmd_cards(args) -> None:
     print(f"wrote {write_cards()}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .pipeline import SCHEDULERS
-    from .recipes import RECIPES
-
-    parser = Parser(prog="python -m condiff", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser with the reader commands, and its subparsers for ``condiff.tools.cli`` to add to."""
+    parser = Parser(prog=PROG, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+
     positive = whole(1)
     train_seed = whole(0, TRAIN_SEEDS - 1, " (training derives each step's seed from it)")
 
@@ -325,38 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--split", default="test", help="test, new_test or single (default test)")
             p.add_argument("--evaluator", help="classifier folder (default weights/evaluator)")
-    p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
-    p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 50, nothing written")
-    p.set_defaults(func=cmd_results)
-
-    p = sub.add_parser("tutorial", help="execute the notebooks headless (reader mode) and print the results table")
-    p.add_argument("notebooks", nargs="*", help="only these notebooks, e.g. 01 03 (default: all)")
-    p.add_argument("--out", default="runs/notebooks", help="where executed copies go (default runs/notebooks)")
-    p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
-    p.set_defaults(func=cmd_tutorial)
-
-    p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--samplers", metavar="WEIGHTS_DIR", help="guidance sweep and sampler table of every model there")
-    p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--json", help="also write the result to this file")
-    p.set_defaults(func=cmd_benchmark)
-
-    p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
-    p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
-                   help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
-    p.set_defaults(func=cmd_cards)
-    p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
-    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
-    p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")
-    p.add_argument("--date", help="the posts' date, YYYY-MM-DD (default today)")
-    p.set_defaults(func=cmd_blog)
-    return parser
+    return parser, sub
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Parse ``argv`` and run its command; bad input exits with status 2 and one line on stderr."""
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, OSError) as error:
@@ -364,5 +341,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str] | None = None) -> None:
+    """The reader commands alone (``python -m condiff`` runs ``condiff.tools.cli.main``, which has them all)."""
+    run(build_parser()[0], argv)

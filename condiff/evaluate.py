@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
+from diffusers import ConfigMixin, DDPMScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 from tqdm import tqdm
@@ -25,6 +25,7 @@ from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .data.scenes import ProceduralScenes
 from .pipeline import check_sampling_args, make_scheduler, to_numpy_images
+from .runinfo import git_commit, hardware
 
 # ---------------------------------------------------------------------------------------------
 # The classifier
@@ -76,11 +77,13 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
             from error
 
 
-def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
-                    seed: int = 0, progress: bool = True) -> dict:
-    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it."""
-    from .train import git_commit, hardware
+def train_evaluator(output_dir: str | Path, steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
+                    seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
+    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
 
+    600 steps (38,400 scenes) is what ``weights/evaluator`` was trained with; ``command`` (the CLI's
+    call) goes into ``training.json`` and the weights card.
+    """
     commit = git_commit()  # the code this run starts with
     torch.manual_seed(seed)
     model = SceneClassifier()
@@ -104,8 +107,9 @@ def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int =
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit,
-               "command": f"python -m condiff train evaluator --max-steps {steps}"}
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit}
+    if command:
+        summary["command"] = command
     (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -140,11 +144,6 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     logits, labels: ``(B, L)``. Returns ``(hits, objects asked)``; accuracy is their ratio.
     """
     return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
-
-
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    hits, total = topk_hits(logits, labels)
-    return hits / total
 
 
 @torch.no_grad()
@@ -196,37 +195,39 @@ def evaluate(
 ) -> dict:
     """Generate one image per case of ``split`` and score it; returns accuracy, images, timings.
 
-    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) swaps the sampler on a copy of the pipeline's
-    config; ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores
-    only the split's first cases (quick runs). Scenes are generated and scored ``batch_size`` at a
-    time (one random stream over all batches, seeded by ``seed``), so memory does not grow with the
-    split; ``result["images"]`` keeps the first ``keep_images`` images ``(N, H, W, 3)`` for plots.
+    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
+    ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores only the
+    split's first cases (quick runs). The caller's pipeline is left as it was. Scenes are generated
+    and scored ``batch_size`` at a time (one random stream over all batches, seeded by ``seed``), so
+    memory does not grow with the split; ``result["images"]`` keeps the first ``keep_images`` images
+    ``(N, H, W, 3)`` for plots.
     """
     cases = load_split(split)[:limit]
     if pipeline.label_encoder is None:
         raise ValueError("evaluate scores how well images match their labels; this pipeline is unconditional "
                          "(it takes no labels)")
-    if scheduler is not None:
-        pipeline.scheduler = make_scheduler(scheduler, pipeline.scheduler.config)
-    name = type(pipeline.scheduler).__name__
-    steps = (1000 if name == "DDPMScheduler" else 50) if num_inference_steps is None else num_inference_steps
-    check_sampling_args(steps, guidance_scale, pipeline.scheduler.config.num_train_timesteps, batch_size=batch_size)
-    pipeline.encode_labels(cases)  # every scene valid for this model before any sampling
+    # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
+    config = pipeline.scheduler.config
+    fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
+    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh})
+    steps = (1000 if isinstance(fresh, DDPMScheduler) else 50) if num_inference_steps is None else num_inference_steps
+    check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)
+    pipe.encode_labels(cases)  # every scene valid for this model before any sampling
     evaluator = evaluator if evaluator is not None else load_evaluator()
-    pipeline.set_progress_bar_config(disable=True)
+    pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(seed)
     logits, kept, seconds = [], [], 0.0  # (b, 24) per batch; the first keep_images images; sampling time
     for first in tqdm(range(0, len(cases), batch_size), desc="batches", unit="batch", disable=not progress):
         batch = cases[first:first + batch_size]
         start = time.perf_counter()
-        images = pipeline(batch, guidance_scale=guidance_scale, num_inference_steps=steps, generator=generator,
-                          output_type="np").images  # (b, H, W, 3) in [0, 1]
+        images = pipe(batch, guidance_scale=guidance_scale, num_inference_steps=steps, generator=generator,
+                      output_type="np").images  # (b, H, W, 3) in [0, 1]
         seconds += time.perf_counter() - start
         logits.append(classify(images, evaluator))
         if first < keep_images:
             kept.append(images[:keep_images - first])
     result = score_logits(torch.cat(logits), cases)
-    size = pipeline.unet.config.sample_size
+    size = pipe.unet.config.sample_size
     result.update(images=np.concatenate(kept) if kept else np.zeros((0, size, size, 3), np.float32), cases=cases,
-                  seconds=seconds, scheduler=name, steps=steps, guidance_scale=guidance_scale)
+                  seconds=seconds, scheduler=type(fresh).__name__, steps=steps, guidance_scale=guidance_scale)
     return result

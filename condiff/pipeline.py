@@ -175,13 +175,33 @@ def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
         diffusers_logging.enable_progress_bar()
 
 
-def to_numpy_images(images) -> np.ndarray:
-    """PIL images, a ``(B, H, W, 3)`` array or a ``(B, 3, H, W)`` tensor -> ``(B, H, W, 3)`` floats."""
+def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.ndarray:
+    """PIL images, a (B, H, W, 3) array or a (B, 3, H, W) tensor -> (B, H, W, 3) floats in [0, 1].
+
+    PIL images and uint8 arrays are read as 0..255; anything else is rescaled from ``value_range``.
+    """
+    images = [images] if hasattr(images, "convert") else images  # one PIL image
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("no images given")
+        if hasattr(images[0], "convert"):  # PIL images
+            return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
+        return np.concatenate([to_numpy_images(im, value_range) for im in images])
     if isinstance(images, torch.Tensor):
-        return images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
-    if isinstance(images, np.ndarray):
-        return images
-    return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
+        images = images.detach().cpu().float().numpy()
+    x = np.asarray(images)
+    if x.ndim == 3:  # one image
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (B, H, W, 3) or (B, 3, H, W), got {x.shape}")
+    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):  # channels first -> channels last
+        x = x.transpose(0, 2, 3, 1)
+    if x.shape[-1] == 1:  # grayscale -> RGB
+        x = np.repeat(x, 3, axis=-1)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    lo, hi = value_range
+    return np.clip((x.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)  # (B, H, W, 3)
 
 
 def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):

@@ -15,7 +15,7 @@ resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_
 the output folder gets ``checkpoint.pt`` (written to a temp file, then renamed), the EMA
 weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot). With
 ``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
-``condiff.benchmark.training_curve`` scores to plot accuracy against training time.
+``condiff.tools.benchmark.training_curve`` scores to plot accuracy against training time.
 
 The renderer draws about 2,700 scenes/s per CPU core, slower than a GPU trains this UNet, so on
 a GPU ``num_workers`` processes render the next batches while it trains on this one (same batches,
@@ -26,9 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import platform
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -45,35 +43,13 @@ from .data.scenes import ProceduralScenes
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
+from .runinfo import git_commit, hardware
 
 
 def default_data(recipe: Recipe) -> ProceduralScenes:
     """Fresh procedural scenes; the new_test combinations never appear."""
     return ProceduralScenes(size=recipe.image_size, max_objects=recipe.max_objects,
                             exclude=held_out_combinations(), seed=recipe.seed)
-
-
-def make_noise_scheduler(recipe: Recipe) -> DDPMScheduler:
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def git_commit() -> str:
-    """The commit of this code: ``CONDIFF_COMMIT`` if set (copies whose .git may be stale), else git's."""
-    if os.environ.get("CONDIFF_COMMIT"):
-        return os.environ["CONDIFF_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-        commit = out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return commit or "unknown"
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -89,15 +65,10 @@ class _Batches(torch.utils.data.Dataset):
         return self.data.batch(self.start + i, self.batch_size, self.rank)
 
 
-def _atomic_save(obj, path: Path) -> None:
+def _atomic_write(path: Path, write) -> None:
+    """``write(temporary path)``, then rename it to ``path``: a reader never sees a half-written file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -113,6 +84,7 @@ def train(
     num_workers: int = 0,
     snapshot_every: int = 0,
     note: str | None = None,
+    command: str | None = None,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -121,7 +93,8 @@ def train(
     this call after that many steps (the run can be resumed later), for time-boxed sessions.
     ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
     the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
-    was shared, say) goes into ``training.json`` and the weights card.
+    was shared, say) and ``command`` (the command line that reproduces the run; the CLI passes its
+    own) go into ``training.json`` and the weights card.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
@@ -146,7 +119,7 @@ def train(
     )
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)
-    noise_scheduler = make_noise_scheduler(recipe)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
     trainable = [m for m in (unet, encoder) if m is not None]
     params = [p for m in trainable for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
@@ -220,7 +193,7 @@ def train(
             tick = time.perf_counter()
             if accelerator.is_main_process:
                 _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                      noise_scheduler, encoder, accelerator.num_processes, commit, note)
+                      noise_scheduler, encoder, accelerator.num_processes, commit, note, command)
                 if snapshot_every and (step + 1) % snapshot_every == 0:
                     _snapshot(output_dir, step + 1)
             accelerator.wait_for_everyone()
@@ -236,12 +209,12 @@ def _snapshot(output_dir: Path, step: int) -> None:
 
 
 def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
-          noise_scheduler, encoder, num_processes, commit, note=None) -> None:
+          noise_scheduler, encoder, num_processes, commit, note=None, command=None) -> None:
     """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
     state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
     state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
                  step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
-    _atomic_save(state, output_dir / "checkpoint.pt")
+    _atomic_write(output_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     # The EMA weights, as a pipeline anyone can load: swap them in, save, swap back.
     params = [p for m in trainable for p in m.parameters()]
@@ -253,10 +226,9 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
     ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
     ema.restore(params)
 
-    _atomic_write_text(json.dumps(history) + "\n", output_dir / "history.json")
+    _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
     summary = {
         "recipe": recipe.to_dict(),
-        "command": recipe.command(),
         "steps": step,
         "images_seen": step * recipe.batch_size * num_processes,
         "train_seconds": round(seconds, 1),
@@ -268,6 +240,8 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
         "torch": torch.__version__,
         "seed": recipe.seed,
     }
+    if command:
+        summary["command"] = command
     if note:
         summary["note"] = note
-    _atomic_write_text(json.dumps(summary, indent=1) + "\n", output_dir / "training.json")
+    _atomic_write(output_dir / "training.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))

@@ -253,7 +253,7 @@ def test_case11_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_pa
     ("--learning-rate", "nan", "argument --learning-rate: must be a finite number in (0, 1]"),
 ])
 def test_case12_train_options_are_named(tmp_path, capsys, option, value, fragment):
-    check_error(["train", "tiny", "--out", tmp_path / "run", option, value], capsys, fragment)
+    check_error(["train", "time_sum", "--out", tmp_path / "run", option, value], capsys, fragment)
     assert not (tmp_path / "run").exists()
 
 

@@ -1,0 +1,117 @@
+"""Shipping a training run into ``weights/NAME`` and the cards that say how each folder was made.
+
+    python -m condiff cards --ship time_sum=runs/time_sum     # copy the run, then rewrite every card
+
+Each folder gets a ``README.md`` model card (``huggingface_hub.ModelCard``: YAML metadata, then the
+facts from the run's own ``training.json`` and the sha256 of every file), and ``weights/README.md``
+gathers the cards on one page.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .. import WEIGHTS_DIR
+from ..recipes import RECIPES
+from ..runinfo import sha256
+from .results import title
+
+EVALUATOR_TITLE = "Scene evaluator (multi-label classifier)"
+SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "history.json", "training.json",
+                 "config.json", "diffusion_pytorch_model.safetensors")
+CARD = "README.md"  # a folder's card: not listed in its own file table
+RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
+                "ema_decay")
+
+
+def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy a finished training run into ``weights/NAME``: the pipeline and its records, no checkpoint."""
+    run_dir, target = Path(run_dir), weights_dir / name
+    if not (run_dir / "training.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished training run (no training.json)")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for item in SHIPPED_FILES:
+        source = run_dir / item
+        if source.is_dir():
+            shutil.copytree(source, target / item)
+        elif source.is_file():
+            shutil.copy2(source, target / item)
+    return target
+
+
+def _facts(info: dict) -> list[tuple[str, object]]:
+    """The card's list: how the run was made, from its ``training.json``."""
+    facts = [
+        ("command", f"`{info['command']}`" if "command" in info else "?"),
+        ("commit", info.get("commit", "?")),
+        ("hardware", info.get("hardware", "?") + (f", {info['processes']} process(es)" if "processes" in info else "")),
+        ("wall time", f"{info['train_seconds'] / 60:.1f} min"),
+        ("steps", info["steps"]),
+        ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
+        ("seed", info["seed"]),
+    ]
+    if "note" in info:
+        facts.append(("note", info["note"]))
+    if "final_loss" in info:
+        facts.append(("final loss (mean of the last 100 steps)", f"{info['final_loss']:.4f}"))
+    if "parameters" in info:
+        facts.append(("parameters", f"{info['parameters']:,}"))
+    if "accuracy_on_fresh_scenes" in info:
+        facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
+    recipe = info.get("recipe", {})
+    if recipe:
+        facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if k in recipe)))
+    return facts
+
+
+def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> ModelCard:
+    """The card of ``weights/NAME``, made from the folder's own ``training.json`` and files."""
+    folder = weights_dir / name
+    info = json.loads((folder / "training.json").read_text())
+    mode = info.get("recipe", {}).get("mode")
+    data = ModelCardData(library_name="diffusers", license="mit",
+                         tags=["condiff", "diffusion", *([mode] if mode else ["image-classification"])])
+    lines = [f"## `{name}`", "", title(name) if name in RECIPES else EVALUATOR_TITLE, ""]
+    lines += [f"- {key}: {value}" for key, value in _facts(info)]
+    lines += ["", "| file | bytes | sha256 |", "|---|---|---|"]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder) != Path(CARD)):
+        lines.append(f"| `{path.relative_to(folder)}` | {path.stat().st_size:,} | `{sha256(path)}` |")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def card_names(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """The folders that get a card: the recipes' models in notebook order, then the evaluator."""
+    return [n for n in [*RECIPES, "evaluator"] if (weights_dir / n / "training.json").is_file()]
+
+
+def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """The text of ``weights/README.md``: every folder's card (without its metadata) on one page."""
+    header = [
+        "# Shipped weights",
+        "",
+        "Each folder is a diffusers folder (`save_pretrained`: config.json + safetensors; EMA weights for",
+        "the diffusion models), copied from a training run by `condiff.tools.cards.ship` without its resume",
+        "checkpoint, with its own card (`README.md`). This page gathers the cards; `python -m condiff cards`",
+        "generates them from the folders, and every figure below comes from the run's own `training.json`.",
+        "",
+        "\"CPU: x86_64\" is the machine this repository is developed and tested on: a 2-core Intel Xeon VM",
+        "at 2.5 GHz with no GPU; runs that say \"1 threads\" trained two at a time, one thread each.",
+        "Runs on a GPU name the card; their `note` says how the card was shared.",
+        "",
+    ]
+    cards = [model_card(n, weights_dir).text.strip() for n in card_names(weights_dir)]
+    return "\n".join(header) + "\n" + "\n\n".join(cards) + "\n"
+
+
+def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Save each folder's card and ``weights/README.md``; return the page's path."""
+    for name in card_names(weights_dir):
+        model_card(name, weights_dir).save(weights_dir / name / CARD)
+    path = weights_dir / "README.md"
+    path.write_text(cards_markdown(weights_dir))
+    return path
