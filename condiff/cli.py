@@ -12,6 +12,7 @@ benchmark, blog, tutorial) are added by ``condiff.tools.cli``; ``python -m condi
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from .evaluate import evaluate, load_evaluator, train_evaluator
 from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from .plotting import image_grid
 from .recipes import RECIPES, get_recipe
+from .runfolder import shipped_reason
 from .train import train
 
 PROG = "python -m condiff"
@@ -164,18 +166,38 @@ def train_command(args, max_steps: int) -> str:
                      *(f"{TRAIN_FLAGS[key]} {value}" for key, value in given.items() if value is not None)])
 
 
+def keep_run_settings(args, out: Path) -> None:
+    """Resuming: the settings not given on the command line are the run's own (from its training.json)."""
+    path = out / "training.json"
+    if args.fresh or not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())["recipe"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # train() reads the checkpoint itself and says what does not match
+    default = get_recipe(args.recipe)
+    for key in ("batch_size", "learning_rate", "seed"):
+        if getattr(args, key) is None and key in saved and saved[key] != getattr(default, key):
+            setattr(args, key, saved[key])
+
+
 def cmd_train(args) -> None:
     if args.recipe == "evaluator":
         out = args.out or "runs/evaluator"
+        reason = shipped_reason(Path(out))
+        if reason and not args.overwrite_shipped:
+            raise ValueError(f"refusing to train into {out}: {reason}; choose another --out, or pass "
+                             "--overwrite-shipped to replace it on purpose")
         summary = train_evaluator(out, seed=args.seed or 0, command=train_command(args, args.max_steps),
                                   **({"steps": args.max_steps} if args.max_steps else {}))  # else its default
     else:
+        keep_run_settings(args, Path(args.out or f"runs/{args.recipe}"))
         recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
                                                         learning_rate=args.learning_rate, max_steps=args.max_steps)
         out = args.out or f"runs/{recipe.name}"
         summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
                         snapshot_every=args.snapshot_every, note=args.note,
-                        command=train_command(args, recipe.max_steps))
+                        command=train_command(args, recipe.max_steps), overwrite_shipped=args.overwrite_shipped)
     print(f"saved to {out}: {summary}")
 
 
@@ -302,6 +324,8 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--overwrite-shipped", action="store_true",
+                   help="allow --out to be a shipped model's folder (weights/NAME): replaces those weights")
     p.set_defaults(func=cmd_train)
 
     for name, func, helptext in [("sample", cmd_sample, "draw images and save a captioned grid"),

@@ -43,6 +43,7 @@ from .data.scenes import ProceduralScenes
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
+from .runfolder import LOCK, RunFolder, RunFolderError, describe_os_error
 from .runinfo import git_commit, hardware
 
 
@@ -85,6 +86,7 @@ def train(
     snapshot_every: int = 0,
     note: str | None = None,
     command: str | None = None,
+    overwrite_shipped: bool = False,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -94,7 +96,10 @@ def train(
     ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
     the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
     was shared, say) and ``command`` (the command line that reproduces the run; the CLI passes its
-    own) go into ``training.json`` and the weights card.
+    own) go into ``training.json`` and the weights card. The folder is guarded by ``RunFolder``
+    (condiff/runfolder.py): shipped weights are refused unless ``overwrite_shipped``, one run at a
+    time, the pipeline swapped in atomically. A resumed run keeps the batch size, learning rate and
+    seed it started with: a change raises ``ValueError``.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
@@ -107,110 +112,144 @@ def train(
         cpu=not torch.cuda.is_available(),
         mixed_precision=recipe.mixed_precision if torch.cuda.is_available() else "no",
     )
-    data = data if data is not None else default_data(recipe)
-    torch.manual_seed(recipe.seed)  # the initial weights
+    with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
+        data = data if data is not None else default_data(recipe)
+        torch.manual_seed(recipe.seed)  # the initial weights
 
-    # 1. Model, noise schedule, optimiser, EMA.
-    label_names = getattr(data, "label_names", None)
-    unet, encoder = build_models(
-        recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
-        num_labels=data.num_labels, max_objects=recipe.max_objects,
-        **({"label_names": label_names} if label_names is not None else {}),
-    )
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
-    trainable = [m for m in (unet, encoder) if m is not None]
-    params = [p for m in trainable for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
-    lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
-    ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
-    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-
-    # 2. Resume.
-    output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = output_dir / "checkpoint.pt"
-    start, history, seconds = 0, [], 0.0
-    if resume and ckpt_path.exists():
-        try:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            for module, key in zip(trainable, ("model_0", "model_1")):
-                module.load_state_dict(state[key])
-        except Exception as error:
-            raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") \
-                from error
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        ema.load_state_dict(state["ema"])
-        start, history, seconds = state["step"], state["history"], state["seconds"]
-
-    models = accelerator.prepare(*trainable)
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    optimizer = accelerator.prepare(optimizer)  # the LR schedule is ours: one step per optimiser step
-    run_unet = models[0]
-    run_encoder = models[1] if len(models) > 1 else None
-    ema.to(accelerator.device)
-
-    # 3. The loop.
-    rank, device = accelerator.process_index, accelerator.device
-    end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
-    bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
-               disable=not (progress and accelerator.is_main_process), mininterval=5)
-    batches = _Batches(data, recipe.batch_size, rank, start, end)
-    if num_workers > 0:
-        batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
-                                              prefetch_factor=4, persistent_workers=False)
-    batches = iter(batches)
-    tick = time.perf_counter()
-    for step in bar:
-        x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
-        g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step * 101 + rank)
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
-        drop = torch.rand(x0.shape[0], generator=g) < recipe.label_dropout
-        labels = labels * (~drop)[:, None]  # the null label is all zeros
-        x_t = noise_scheduler.add_noise(x0, noise, t)
+        # 1. Model, noise schedule, optimiser, EMA.
+        label_names = getattr(data, "label_names", None)
+        unet, encoder = build_models(
+            recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
+            num_labels=data.num_labels, max_objects=recipe.max_objects,
+            **({"label_names": label_names} if label_names is not None else {}),
+        )
         if channels_last:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        x_t, noise, t, labels = x_t.to(device), noise.to(device), t.to(device), labels.to(device)
+            unet = unet.to(memory_format=torch.channels_last)
+        noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+        trainable = [m for m in (unet, encoder) if m is not None]
+        params = [p for m in trainable for p in m.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
+        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
+        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
-        with accelerator.autocast():
-            pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
-        loss = F.mse_loss(pred.float(), noise)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, recipe.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(params)
+        # 2. Resume.
+        ckpt_path = output_dir / "checkpoint.pt"
+        start, history, seconds = 0, [], 0.0
+        if resume and ckpt_path.exists():
+            try:
+                state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                for module, key in zip(trainable, ("model_0", "model_1")):
+                    module.load_state_dict(state[key])
+            except Exception as error:
+                raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") \
+                    from error
+            check_same_settings(state.get("recipe", {}), recipe, ckpt_path)
+            optimizer.load_state_dict(state["optimizer"])
+            lr_schedule.load_state_dict(state["lr_schedule"])
+            ema.load_state_dict(state["ema"])
+            start, history, seconds = state["step"], state["history"], state["seconds"]
 
-        mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-        history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
-                        "seconds": round(seconds + time.perf_counter() - tick, 2)})  # training time so far
-        bar.set_postfix(loss=f"{mean_loss:.4f}")
-        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
-            seconds += time.perf_counter() - tick
-            tick = time.perf_counter()
-            if accelerator.is_main_process:
-                _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                      noise_scheduler, encoder, accelerator.num_processes, commit, note, command)
-                if snapshot_every and (step + 1) % snapshot_every == 0:
-                    _snapshot(output_dir, step + 1)
-            accelerator.wait_for_everyone()
-    bar.close()
-    return json.loads((output_dir / "training.json").read_text())
+        models = accelerator.prepare(*trainable)
+        models = list(models) if isinstance(models, (list, tuple)) else [models]
+        optimizer = accelerator.prepare(optimizer)  # the LR schedule is ours: one step per optimiser step
+        run_unet = models[0]
+        run_encoder = models[1] if len(models) > 1 else None
+        ema.to(accelerator.device)
+
+        # 3. The loop.
+        rank, device = accelerator.process_index, accelerator.device
+        end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
+        bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
+                   disable=not (progress and accelerator.is_main_process), mininterval=5)
+        batches = _Batches(data, recipe.batch_size, rank, start, end)
+        if num_workers > 0:
+            batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
+                                                  prefetch_factor=4, persistent_workers=False)
+        batches = iter(batches)
+        tick, saved = time.perf_counter(), start  # saved: the step of the last complete checkpoint
+        for step in bar:
+            x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
+            g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step * 101 + rank)
+            noise = torch.randn(x0.shape, generator=g)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
+            drop = torch.rand(x0.shape[0], generator=g) < recipe.label_dropout
+            labels = labels * (~drop)[:, None]  # the null label is all zeros
+            x_t = noise_scheduler.add_noise(x0, noise, t)
+            if channels_last:
+                x_t = x_t.contiguous(memory_format=torch.channels_last)
+            x_t, noise, t, labels = x_t.to(device), noise.to(device), t.to(device), labels.to(device)
+
+            with accelerator.autocast():
+                pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
+            loss = F.mse_loss(pred.float(), noise)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, recipe.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(params)
+
+            mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
+            history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
+                            "seconds": round(seconds + time.perf_counter() - tick, 2)})  # training time so far
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
+                seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
+                if accelerator.is_main_process:
+                    try:
+                        _save(folder, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
+                              noise_scheduler, encoder, accelerator.num_processes, commit, note, command)
+                        if snapshot_every and (step + 1) % snapshot_every == 0:
+                            _snapshot(output_dir, step + 1)
+                    except (OSError, RuntimeError) as error:
+                        raise _save_error(error, folder, step + 1, saved) from None
+                    saved = step + 1
+                accelerator.wait_for_everyone()
+        bar.close()
+        return json.loads((output_dir / "training.json").read_text())
 
 
 def _snapshot(output_dir: Path, step: int) -> None:
-    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN``."""
+    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN`` (via a .tmp folder)."""
     target = output_dir / "snapshots" / f"step-{step:06d}"
-    shutil.copytree(output_dir, target, dirs_exist_ok=True,
-                    ignore=lambda folder, names: [n for n in names if n == "snapshots" or n.startswith("checkpoint")])
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(output_dir, tmp, ignore=lambda folder, names: [
+        n for n in names if n in ("snapshots", LOCK) or n.startswith("checkpoint") or n.endswith(".tmp")])
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
 
 
-def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
+def check_same_settings(saved: dict, recipe: Recipe, ckpt_path: Path) -> None:
+    """A resumed run keeps what it started with, so images_seen and its reproduction command stay true."""
+    for key, flag in (("batch_size", "--batch-size"), ("learning_rate", "--learning-rate"), ("seed", "--seed")):
+        if key in saved and saved[key] != getattr(recipe, key):
+            raise ValueError(
+                f"{ckpt_path.parent} was started with {flag} {saved[key]}; resuming it with {flag} "
+                f"{getattr(recipe, key)} would mix two runs (its images_seen and reproduction command would be "
+                f"wrong). Resume with {flag} {saved[key]} (or without {flag}), or start over with --fresh")
+
+
+def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) -> BaseException:
+    """A failed save: a full or read-only disk in words, the folder cleaned of half-written files."""
+    try:
+        folder.clean()
+    except OSError:
+        pass
+    message = describe_os_error(error, folder.path, f"save step {step} in {folder.path}")
+    if message is None:
+        return error
+    kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it" if saved \
+        else "nothing was saved yet"
+    return RunFolderError(f"{message}; {kept}")
+
+
+def _save(folder, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
           noise_scheduler, encoder, num_processes, commit, note=None, command=None) -> None:
     """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
+    output_dir = folder.path
     state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
     state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
                  step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
@@ -223,7 +262,7 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
     # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
     # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
     unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
-    ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
+    folder.save_pipeline(ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder))
     ema.restore(params)
 
     _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
