@@ -248,22 +248,24 @@ def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) 
 
 def _save(folder, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
           noise_scheduler, encoder, num_processes, commit, note=None, command=None) -> None:
-    """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
+    """EMA pipeline, checkpoint (each atomic: a checkpoint always has a pipeline beside it), history, summary."""
     output_dir = folder.path
-    state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
-    state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
-                 step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
-    _atomic_write(output_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
-
     # The EMA weights, as a pipeline anyone can load: swap them in, save, swap back.
     params = [p for m in trainable for p in m.parameters()]
     ema.store(params)
     ema.copy_to(params)
-    # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
-    # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
-    unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
-    folder.save_pipeline(ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder))
-    ema.restore(params)
+    try:
+        # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
+        # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
+        unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
+        folder.save_pipeline(ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder))
+    finally:
+        ema.restore(params)
+
+    state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
+    state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
+                 step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
+    _atomic_write(output_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
     summary = {
