@@ -152,13 +152,6 @@ def _cases(args, pipe) -> list[list[str]] | None:
     return cases
 
 
-def _pipeline(args):
-    pipe = load_pipeline(args.weights)
-    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)  # the CLI shows one bar over batches
-    return pipe
-
-
 def train_command(args, max_steps: int) -> str:
     """The command that repeats this training run: the recipe, the total steps and every setting given."""
     given = {**{key: getattr(args, key) for key in TRAIN_FLAGS}, "max_steps": max_steps}
@@ -204,7 +197,9 @@ def cmd_train(args) -> None:
 def cmd_sample(args) -> None:
     out, how = png_path(args.out)
     writable_file(out, "--out")
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)  # one bar over batches instead
     cases = _cases(args, pipe)
     conditional = pipe.label_encoder is not None
     if conditional and cases is None:
@@ -238,68 +233,14 @@ def cmd_sample(args) -> None:
 def cmd_evaluate(args) -> None:
     split = Path(args.labels_file) if args.labels_file is not None else args.split
     evaluator = load_evaluator(args.evaluator)
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args.weights)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
-    result = evaluate(pipe, split, num_inference_steps=args.steps, seed=args.seed, evaluator=evaluator,
-                      progress=True, batch_size=args.batch_size, keep_images=0, **kwargs)
+    result = evaluate(pipe, split, scheduler=args.scheduler, num_inference_steps=args.steps, seed=args.seed,
+                      evaluator=evaluator, progress=True, batch_size=args.batch_size, keep_images=0, **kwargs)
     print(f"split: {shorten(str(split))}  sampler: {result['scheduler']} x {result['steps']}  "
           f"guidance: {result['guidance_scale']}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
     print(f"accuracy: {result['accuracy']:.3f}")
-
-
-def cmd_results(args) -> None:
-    from .results import to_markdown, write_results
-
-    print(to_markdown(write_results(quick=args.quick)["rows"]))
-
-
-def cmd_blog(args) -> None:
-    import condiff
-
-    from .blog import export_all, export_post
-
-    if args.notebooks:
-        paths = [export_post(notebook, args.out, date=args.date) for notebook in args.notebooks]
-    else:
-        paths = export_all(Path(condiff.__file__).resolve().parent.parent / "notebooks", args.out, date=args.date)
-    for path in paths:
-        print(path)
-
-
-def cmd_tutorial(args) -> None:
-    from .tutorial import print_results, run_all
-
-    run_all(None if args.inplace else Path(args.out), args.notebooks)
-    print_results()
-
-
-def cmd_benchmark(args) -> None:
-    import json
-
-    from . import benchmark
-
-    if args.samplers or args.curve:
-        limit = 8 if args.quick else None
-        if args.samplers:
-            result = benchmark.sampler_table(args.samplers, device=args.device, limit=limit)
-        else:
-            result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
-        text = json.dumps(result, indent=1)
-        if args.json:
-            Path(args.json).write_text(text + "\n")
-        print(text)
-    else:
-        print(benchmark.report(quick=args.quick))
-
-
-def cmd_cards(args) -> None:
-    from .results import ship, write_cards
-
-    for spec in args.ship or []:
-        name, _, run_dir = spec.partition("=")
-        print(f"shipped {run_dir} -> {ship(run_dir, name)}")
-    print(f"wrote {write_cards()}")
 
 
 def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

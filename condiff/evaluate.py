@@ -81,9 +81,7 @@ def train_evaluator(output_dir: str | Path, steps: int = 600, batch_size: int = 
                     seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
     """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
 
-    600 steps (38,400 scenes) is what ``weights/evaluator`` was trained with; ``command`` (the CLI's
-    call) goes into ``training.json`` and the weights card.
-    """
+    600 steps is how ``weights/evaluator`` was made; ``command`` (the CLI's call) goes into ``training.json``."""
     commit = git_commit()  # the code this run starts with
     torch.manual_seed(seed)
     model = SceneClassifier()

@@ -12,8 +12,9 @@ The same code runs on a CPU, one GPU or several (``accelerate launch -m condiff 
 
 Everything random is drawn from ``(seed, step, process)``, so a run is reproducible and a
 resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_every`` steps
-the output folder gets ``checkpoint.pt`` (written to a temp file, then renamed), the EMA
-weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot). With
+the output folder gets ``checkpoint-NNNNNN/`` (Accelerate's ``save_state``, written to a temporary
+folder, then renamed), the EMA weights as a diffusers pipeline (written by the save hook), and
+``history.json`` (the loss curve notebooks plot). With
 ``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
 ``condiff.tools.benchmark.training_curve`` scores to plot accuracy against training time.
 
@@ -29,6 +30,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,48 @@ class _Batches(torch.utils.data.Dataset):
         return self.data.batch(self.start + i, self.batch_size, self.rank)
 
 
+class RunState(SimpleNamespace):
+    """The run's progress (``step``, ``history``, ``seconds``), checkpointed with the weights by Accelerate."""
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest whole checkpoint in ``output_dir``: a ``checkpoint-NNNNNN`` folder (never a ``.tmp`` one)."""
+    done = sorted(Path(output_dir).glob("checkpoint-" + "[0-9]" * 6))
+    return done[-1] if done else None
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
+    """``accelerator.save_state`` into a temporary folder, renamed into place; then older checkpoints go.
+
+    Every process calls it (each writes its RNG state). A kill at any moment leaves a whole checkpoint
+    (this one or the one before) and at most leftovers that the next save clears.
+    """
+    final = output_dir / f"checkpoint-{step:06d}"
+    tmp, aside = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
+    accelerator.save_state(tmp, safe_serialization=False)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # a --fresh run at a step that the old run had saved
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+        os.replace(tmp, final)
+        for old in output_dir.glob("checkpoint-*"):
+            if old != final:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
 def _atomic_write(path: Path, write) -> None:
     """``write(temporary path)``, then rename it to ``path``: a reader never sees a half-written file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -91,7 +135,7 @@ def train(
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
     ``data`` is anything with ``batch(step, batch_size, rank)`` (default: procedural scenes).
-    ``resume`` continues from ``output_dir/checkpoint.pt`` when it exists. ``stop_after`` ends
+    ``resume`` continues from the newest ``output_dir/checkpoint-NNNNNN`` when there is one. ``stop_after`` ends
     this call after that many steps (the run can be resumed later), for time-boxed sessions.
     ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
     the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
@@ -133,29 +177,30 @@ def train(
         ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
-        # 2. Resume.
-        ckpt_path = output_dir / "checkpoint.pt"
-        start, history, seconds = 0, [], 0.0
-        if resume and ckpt_path.exists():
-            try:
-                state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-                for module, key in zip(trainable, ("model_0", "model_1")):
-                    module.load_state_dict(state[key])
-            except Exception as error:
-                raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") \
-                    from error
-            check_same_settings(state.get("recipe", {}), recipe, ckpt_path)
-            optimizer.load_state_dict(state["optimizer"])
-            lr_schedule.load_state_dict(state["lr_schedule"])
-            ema.load_state_dict(state["ema"])
-            start, history, seconds = state["step"], state["history"], state["seconds"]
+        # 2. Accelerate wraps the models and the optimiser; the EMA, the LR schedule (ours: one step per
+        #    optimiser step) and the run's progress are registered, so save_state / load_state cover them
+        #    all, and its save hook writes the EMA weights as a pipeline beside the checkpoint.
+        *models, optimizer = accelerator.prepare(*trainable, optimizer)
+        run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
+        # Optimiser steps done, losses, training seconds, and the settings the run started with.
+        run = RunState(step=0, history=[], seconds=0.0, settings=run_settings(recipe))
+        accelerator.register_for_checkpointing(ema, lr_schedule, run)
 
-        models = accelerator.prepare(*trainable)
-        models = list(models) if isinstance(models, (list, tuple)) else [models]
-        optimizer = accelerator.prepare(optimizer)  # the LR schedule is ours: one step per optimiser step
-        run_unet = models[0]
-        run_encoder = models[1] if len(models) > 1 else None
+        def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
+            if accelerator.is_main_process:
+                save_ema_pipeline(output_dir, trainable, ema, noise_scheduler)
+
+        accelerator.register_save_state_pre_hook(save_hook)
+        checkpoint = latest_checkpoint(output_dir) if resume else None
+        if checkpoint is not None:
+            try:
+                accelerator.load_state(checkpoint)
+            except Exception as error:
+                raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
+                    from error
+            check_same_settings(run.settings, recipe, output_dir)
         ema.to(accelerator.device)
+        start = run.step
 
         # 3. The loop.
         rank, device = accelerator.process_index, accelerator.device
@@ -191,21 +236,22 @@ def train(
             ema.step(params)
 
             mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-            history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
-                            "seconds": round(seconds + time.perf_counter() - tick, 2)})  # training time so far
+            run.history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
+                                "seconds": round(run.seconds + time.perf_counter() - tick, 2)})  # training time so far
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
-                seconds += time.perf_counter() - tick
+                run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
                 tick = time.perf_counter()
-                if accelerator.is_main_process:
-                    try:
-                        _save(folder, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                              noise_scheduler, encoder, accelerator.num_processes, commit, note, command)
-                        if snapshot_every and (step + 1) % snapshot_every == 0:
-                            _snapshot(output_dir, step + 1)
-                    except (OSError, RuntimeError) as error:
-                        raise _save_error(error, folder, step + 1, saved) from None
-                    saved = step + 1
+                try:
+                    save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
+                    if accelerator.is_main_process:
+                        _write_records(output_dir, recipe, run, trainable, accelerator.num_processes, commit, note,
+                                       command)
+                        if snapshot_every and run.step % snapshot_every == 0:
+                            _snapshot(output_dir, run.step)
+                except (OSError, RuntimeError) as error:
+                    raise _save_error(error, folder, run.step, saved) from None
+                saved = run.step
                 accelerator.wait_for_everyone()
         bar.close()
         return json.loads((output_dir / "training.json").read_text())
@@ -222,14 +268,21 @@ def _snapshot(output_dir: Path, step: int) -> None:
     os.replace(tmp, target)
 
 
-def check_same_settings(saved: dict, recipe: Recipe, ckpt_path: Path) -> None:
-    """A resumed run keeps what it started with, so images_seen and its reproduction command stay true."""
-    for key, flag in (("batch_size", "--batch-size"), ("learning_rate", "--learning-rate"), ("seed", "--seed")):
-        if key in saved and saved[key] != getattr(recipe, key):
+def run_settings(recipe: Recipe) -> dict:
+    """What a resumed run must keep, so that its images_seen and reproduction command stay true."""
+    return {"batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate, "seed": recipe.seed}
+
+
+def check_same_settings(saved: dict, recipe: Recipe, output_dir: Path) -> None:
+    """Refuse to resume a run with another batch size, learning rate or seed than it started with."""
+    flags = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
+    for key, value in run_settings(recipe).items():
+        if key in saved and saved[key] != value:
+            flag = flags[key]
             raise ValueError(
-                f"{ckpt_path.parent} was started with {flag} {saved[key]}; resuming it with {flag} "
-                f"{getattr(recipe, key)} would mix two runs (its images_seen and reproduction command would be "
-                f"wrong). Resume with {flag} {saved[key]} (or without {flag}), or start over with --fresh")
+                f"{output_dir} was started with {flag} {saved[key]}; resuming it with {flag} {value} would mix "
+                f"two runs (its images_seen and reproduction command would be wrong). Resume with {flag} "
+                f"{saved[key]} (or without {flag}), or start over with --fresh")
 
 
 def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) -> BaseException:
@@ -246,33 +299,29 @@ def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) 
     return RunFolderError(f"{message}; {kept}")
 
 
-def _save(folder, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
-          noise_scheduler, encoder, num_processes, commit, note=None, command=None) -> None:
-    """EMA pipeline, checkpoint (each atomic: a checkpoint always has a pipeline beside it), history, summary."""
-    output_dir = folder.path
-    # The EMA weights, as a pipeline anyone can load: swap them in, save, swap back.
-    params = [p for m in trainable for p in m.parameters()]
-    ema.store(params)
-    ema.copy_to(params)
-    try:
-        # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
-        # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
-        unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
-        folder.save_pipeline(ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder))
-    finally:
-        ema.restore(params)
+def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_scheduler) -> None:
+    """The EMA weights as a pipeline anyone can load, written from copies: training's modules stay as they are.
 
-    state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
-    state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
-                 step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
-    _atomic_write(output_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+    The copied UNet is made contiguous: converting the training UNet in place would change its layout
+    mid-run, so a resumed run (channels_last again) would drift from an uninterrupted one, and DDP's
+    buckets would break.
+    """
+    copies = [copy.deepcopy(m) for m in trainable]
+    ema.copy_to([p for m in copies for p in m.parameters()])
+    unet, encoder = copies[0].to(memory_format=torch.contiguous_format), (copies[1:] or [None])[0]
+    pipeline = ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder)
+    RunFolder(output_dir).save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
 
+
+def _write_records(output_dir, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:
+    """The loss history and the run's summary, each written whole."""
+    history = run.history
     _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
     summary = {
         "recipe": recipe.to_dict(),
-        "steps": step,
-        "images_seen": step * recipe.batch_size * num_processes,
-        "train_seconds": round(seconds, 1),
+        "steps": run.step,
+        "images_seen": run.step * recipe.batch_size * num_processes,
+        "train_seconds": round(run.seconds, 1),
         "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
         "parameters": count_parameters(*trainable),
         "hardware": hardware(),

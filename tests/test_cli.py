@@ -191,6 +191,7 @@ def test_train_records_the_command_that_repeats_it(tiny_recipe, tmp_path):
 
 
 def test_train_with_a_corrupted_checkpoint(tiny_recipe, tmp_path, capsys):
-    ckpt = tmp_path / "checkpoint.pt"
-    ckpt.write_bytes(b"not a checkpoint")
+    ckpt = tmp_path / "checkpoint-000002"
+    ckpt.mkdir()
+    (ckpt / "pytorch_model.bin").write_bytes(b"not a checkpoint")
     check_error(["train", "tiny", "--out", tmp_path], capsys, "error: cannot resume from", str(ckpt))

@@ -55,3 +55,17 @@ def test_evaluator_input_range_matches_scenes():
     assert logits.shape == (64, 24)
     hits, asked = topk_hits(logits, labels)
     assert hits / asked >= 0.97
+
+
+def test_evaluate_leaves_the_callers_pipeline_as_it_was(tiny_pipeline_dir, evaluator_dir):
+    from condiff.evaluate import evaluate
+    from condiff.pipeline import load_pipeline
+
+    pipe = load_pipeline(tiny_pipeline_dir)
+    scheduler = pipe.scheduler
+    result = evaluate(pipe, "single", scheduler="ddim", num_inference_steps=2, limit=2,
+                      evaluator=load_evaluator(evaluator_dir))
+    assert result["scheduler"] == "DDIMScheduler" and result["steps"] == 2 and len(result["cases"]) == 2
+    assert pipe.scheduler is scheduler and type(scheduler).__name__ == "DDPMScheduler"
+    assert scheduler.num_inference_steps is None  # not even its timesteps were set
+    assert getattr(pipe, "_progress_bar_config", {}) == {}

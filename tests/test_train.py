@@ -28,7 +28,7 @@ import torch
 from tiny import TINY
 
 from condiff.pipeline import load_pipeline
-from condiff.train import train
+from condiff.train import latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CLI = [sys.executable, str(Path(__file__).with_name("tiny.py"))]  # `python -m condiff` that knows "tiny"
@@ -49,17 +49,28 @@ def history(out) -> list[dict]:
 
 
 def checkpoint(out) -> dict:
-    return torch.load(Path(out) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    """The newest checkpoint folder, read as Accelerate's ``save_state`` wrote it."""
+    folder = latest_checkpoint(Path(out))
+    assert folder is not None, f"no checkpoint in {out}"
+
+    def load(name):
+        return torch.load(folder / name, map_location="cpu", weights_only=False)
+
+    ema, lr_schedule, run_state = (load(f"custom_checkpoint_{i}.pkl") for i in range(3))  # registration order
+    models = [load(p.name) for p in sorted(folder.glob("pytorch_model*.bin"))]  # the UNet, then the encoder
+    return {"models": models, "optimizer": load("optimizer.bin"), "ema": ema, "lr_schedule": lr_schedule,
+            **run_state}
 
 
 def assert_same_state(a: dict, b: dict) -> None:
     """Two checkpoints hold exactly the same weights, optimiser moments, EMA and history."""
     assert a["step"] == b["step"]
     assert without_clock(a["history"]) == without_clock(b["history"])
-    for key in ("model_0", "model_1"):
-        assert a[key].keys() == b[key].keys()
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    assert len(a["models"]) == len(b["models"]) == 2  # time_sum: UNet and label encoder
+    for i, (x, y) in enumerate(zip(a["models"], b["models"])):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert torch.equal(x[name], y[name]), f"model {i}: {name} differs"
     for i, state in a["optimizer"]["state"].items():
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state[name], b["optimizer"]["state"][i][name]), f"optimizer {i}.{name} differs"
@@ -113,7 +124,7 @@ def test_another_seed_gives_another_run(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_after):
     part = run(tmp_path / "a", stop_after=stop_after)
     assert part["steps"] == stop_after and len(history(tmp_path / "a")) == stop_after
-    resumed = run(tmp_path / "a")  # picks up checkpoint.pt
+    resumed = run(tmp_path / "a")  # picks up the checkpoint
     straight = run(tmp_path / "b")
     assert history(tmp_path / "a") == history(tmp_path / "b")  # steps, losses and learning rates
     assert resumed["steps"] == straight["steps"] == TINY.max_steps
@@ -139,9 +150,9 @@ def test_fresh_run_ignores_the_checkpoint(tmp_path):
 def test_killed_run_resumes_and_finishes(tmp_path):
     """SIGKILL a ``python -m condiff train`` subprocess (tests/tiny.py) after its first checkpoint; resuming finishes.
 
-    The checkpoint is written to a temp file and renamed, so whenever the kill lands, ``checkpoint.pt``
-    is a whole checkpoint. The resumed run (in-process, one thread like the subprocess) must end
-    where an uninterrupted run ends.
+    The checkpoint is written to a temporary folder and renamed, so whenever the kill lands, the newest
+    ``checkpoint-NNNNNN`` folder is a whole checkpoint. The resumed run (in-process, one thread like the
+    subprocess) must end where an uninterrupted run ends.
     """
     steps = 20  # >1 s of training left after the first checkpoint: still running when killed 0.1 s later
     out = tmp_path / "run"
@@ -152,7 +163,7 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     )
     try:
         deadline = time.monotonic() + 90
-        while not (out / "checkpoint.pt").exists():
+        while latest_checkpoint(out) is None:
             assert proc.poll() is None, f"training exited early:\n{(tmp_path / 'train.log').read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no checkpoint after 90 s"
             time.sleep(0.02)
@@ -186,40 +197,57 @@ def test_killed_run_resumes_and_finishes(tmp_path):
 # Bad checkpoints
 # ---------------------------------------------------------------------------------------------
 
-def _garbage(path: Path) -> None:
-    path.write_bytes(b"this is not a checkpoint \x00\xff" * 64)
+def _garbage(folder: Path) -> None:
+    (folder / "pytorch_model.bin").write_bytes(b"this is not a checkpoint \x00\xff" * 64)
 
 
-def _empty(path: Path) -> None:
-    path.write_bytes(b"")
+def _empty(folder: Path) -> None:
+    (folder / "optimizer.bin").write_bytes(b"")
 
 
-def _truncated(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+def _truncated(folder: Path) -> None:
+    data = (folder / "custom_checkpoint_0.pkl").read_bytes()  # the EMA
+    (folder / "custom_checkpoint_0.pkl").write_bytes(data[: len(data) // 2])
 
 
-def _other_model(path: Path) -> None:
-    state = torch.load(path, weights_only=False)
-    state["model_0"] = {"conv_in.weight": torch.zeros(4, 3, 3, 3)}  # a checkpoint of another UNet
-    torch.save(state, path)
+def _missing(folder: Path) -> None:
+    (folder / "custom_checkpoint_2.pkl").unlink()  # the run's step and history
 
 
-@pytest.mark.parametrize("damage", [_garbage, _empty, _truncated, _other_model], ids=lambda f: f.__name__[1:])
+def _other_model(folder: Path) -> None:
+    torch.save({"conv_in.weight": torch.zeros(4, 3, 3, 3)}, folder / "pytorch_model.bin")  # another UNet's weights
+
+
+@pytest.mark.parametrize("damage", [_garbage, _empty, _truncated, _missing, _other_model],
+                         ids=lambda f: f.__name__[1:])
 def test_corrupted_checkpoint_gives_a_clear_error(tmp_path, damage):
     run(tmp_path, stop_after=2)
-    ckpt = tmp_path / "checkpoint.pt"
-    damage(ckpt)
-    damaged = ckpt.read_bytes()
+    folder = latest_checkpoint(tmp_path)
+    damage(folder)
+    damaged = {p.name: p.read_bytes() for p in folder.iterdir()}
     with pytest.raises(OSError) as error:
         run(tmp_path)
-    assert str(ckpt) in str(error.value)
+    assert str(folder) in str(error.value)
     assert "cannot resume" in str(error.value)
-    assert ckpt.read_bytes() == damaged  # a failed resume leaves the evidence alone
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == damaged  # a failed resume leaves the evidence alone
 
     summary = run(tmp_path, resume=False)  # --fresh starts over
     assert summary["steps"] == TINY.max_steps
+    assert [p.name for p in tmp_path.glob("checkpoint*")] == [f"checkpoint-{TINY.max_steps:06d}"]
     checkpoint(tmp_path)
+
+
+def test_leftovers_of_a_killed_save_are_ignored_then_cleared(tmp_path):
+    """A kill during a save leaves a ``.tmp`` (or ``.old``) folder: resuming ignores it, the next save clears it."""
+    run(tmp_path / "a", stop_after=2)
+    for leftover in ("checkpoint-000004.tmp", "checkpoint-000002.old"):
+        (tmp_path / "a" / leftover).mkdir()
+        (tmp_path / "a" / leftover / "pytorch_model.bin").write_bytes(b"half a checkpoint")
+    assert latest_checkpoint(tmp_path / "a").name == "checkpoint-000002"
+    run(tmp_path / "a")
+    run(tmp_path / "b")
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert [p.name for p in (tmp_path / "a").glob("checkpoint*")] == ["checkpoint-000004"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +268,7 @@ def test_output_folder_is_a_loadable_pipeline_with_a_summary(tmp_path):
     shadow = state["ema"]["shadow_params"]
     assert len(saved) == len(shadow)
     assert all(torch.equal(p.detach(), s) for p, s in zip(saved, shadow))
-    raw = state["model_0"]
+    raw = state["models"][0]
     assert not all(torch.equal(w, raw[name]) for name, w in pipe.unet.state_dict().items())
 
     summary = json.loads((tmp_path / "training.json").read_text())
@@ -254,6 +282,7 @@ def test_output_folder_is_a_loadable_pipeline_with_a_summary(tmp_path):
     assert "command" not in summary  # train() called from Python: the CLI passes its command line
     assert summary["recipe"]["name"] == "tiny"
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files behind
+    assert [p.name for p in tmp_path.glob("checkpoint*")] == [f"checkpoint-{TINY.max_steps:06d}"]  # the last only
 
 
 # ---------------------------------------------------------------------------------------------

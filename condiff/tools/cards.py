@@ -99,9 +99,9 @@ def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
         "checkpoint, with its own card (`README.md`). This page gathers the cards; `python -m condiff cards`",
         "generates them from the folders, and every figure below comes from the run's own `training.json`.",
         "",
-        "\"CPU: x86_64\" is the machine this repository is developed and tested on: a 2-core Intel Xeon VM",
-        "at 2.5 GHz with no GPU; runs that say \"1 threads\" trained two at a time, one thread each.",
-        "Runs on a GPU name the card; their `note` says how the card was shared.",
+        "`hardware` is what `condiff.runinfo.hardware()` reported: a GPU's name, or the CPU's architecture and",
+        "torch's threads. \"CPU: x86_64\" below is the 2-core VM (no GPU) this repository is developed on; its",
+        "\"1 threads\" runs trained two at a time. A run's `note` says how its machine was shared.",
         "",
     ]
     cards = [model_card(n, weights_dir).text.strip() for n in card_names(weights_dir)]
