@@ -82,10 +82,12 @@ def test_case1_weights_folder_is_refused(tmp_path, capsys, monkeypatch, tiny_cli
 # Case 6: a kill at any moment leaves a loadable pipeline and a resumable checkpoint
 # ---------------------------------------------------------------------------------------------
 
-def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0) -> list[int]:
+def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0, window: float = 0.4,
+                  mid_save: list | None = None) -> list[int]:
     """SIGKILL ``kills`` training subprocesses on ``out`` at random moments after their first save.
 
     After each kill the checkpoint and the pipeline must load; returns the checkpoint's step after each.
+    ``mid_save`` collects, per kill, the half-written files it left (non-empty: it landed inside a save).
     """
     rng, seen = random.Random(seed), []
     for _ in range(kills):
@@ -99,7 +101,7 @@ def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0) -
                 assert proc.poll() is None, f"training exited early:\n{log.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, "no checkpoint after 120 s"
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.4))  # lands in a step or in a save, wherever
+            time.sleep(rng.uniform(0, window))  # lands in a step or in a save, wherever
             assert proc.poll() is None, "the run finished before it was killed: raise `steps`"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
@@ -107,6 +109,8 @@ def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0) -
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if mid_save is not None:
+            mid_save.append(sorted(p.name for p in out.rglob("*.tmp")))
         state = checkpoint(out)  # a whole checkpoint, always
         load_pipeline(out)  # a whole pipeline, always
         seen.append(state["step"])
