@@ -79,6 +79,7 @@ class RunFolder:
     """Guard, lock and atomic pipeline writes for ``output_dir`` (a context manager; see the module doc)."""
 
     def __init__(self, output_dir: str | Path, overwrite_shipped: bool = False, lock: bool = True):
+        """``lock=False`` for the other processes of a multi-process run (the main one locks and cleans)."""
         self.path = Path(output_dir)
         self.overwrite_shipped, self.use_lock, self.locked = overwrite_shipped, lock, False
 
@@ -92,9 +93,9 @@ class RunFolder:
                                  "--overwrite-shipped to replace those weights on purpose")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            if self.use_lock:
+            if self.use_lock:  # the main process: other processes of the run neither lock nor clean
                 self._lock()
-            self.clean()
+                self.clean()
         except RunFolderError:
             raise
         except OSError as error:
