@@ -22,7 +22,8 @@ class Recipe:
     block_out_channels: tuple[int, ...] = (48, 96, 96)  # 2.5M parameters, 10 MB of weights
     layers_per_block: int = 1
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # at reference_batch_size; training scales it (scaled_learning_rate)
+    reference_batch_size: int = 256
     warmup_steps: int = 200
     max_steps: int = 2_100  # 537,600 images: the shipped weights (weights/README.md)
     ema_decay: float = 0.9995  # reached gradually (EMA warm-up), so short runs still get a useful average
@@ -37,6 +38,11 @@ class Recipe:
 
     def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def scaled_learning_rate(self) -> float:
+        """The peak rate training uses: ``learning_rate * sqrt(batch_size / reference_batch_size)``, Adam's
+        square-root rule (Malladi et al., 2022): 4x the batch, 2x the rate, so large GPU batches learn alike."""
+        return self.learning_rate * (self.batch_size / self.reference_batch_size) ** 0.5
 
     def quick(self) -> Recipe:
         """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""
