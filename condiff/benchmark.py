@@ -133,6 +133,7 @@ def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, lim
         r = evaluate(pipe, split, guidance_scale=guidance_scale, scheduler=sampler, num_inference_steps=steps,
                      evaluator=evaluator, limit=limit)
         row[split] = round(r["accuracy"], 4)
+        row[f"{split}_exact"] = round(r["exact_accuracy"], 4)
         images, seconds = images + len(r["cases"]), seconds + r["seconds"]
     row["images_per_second"] = round(images / seconds, 2)
     return row

@@ -33,10 +33,14 @@ def _cases(args) -> list[list[str]] | None:
 
 
 def _pipeline(args):
+    """Load ``--weights`` with the sampler, steps and guidance asked for, else those the folder stores."""
     from .pipeline import load_pipeline, make_scheduler
 
     pipe = load_pipeline(args.weights)
-    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(args.scheduler or pipe.config.get("sampler") or "ddim", pipe.scheduler.config)
+    args.steps = args.steps or pipe.default_steps()
+    if args.guidance_scale is None:
+        args.guidance_scale = pipe.config.get("guidance_scale", 1.0)
     return pipe
 
 
@@ -89,6 +93,7 @@ def cmd_evaluate(args) -> None:
     print(f"split: {split}  sampler: {result['scheduler']} x {result['steps']}  guidance: {args.guidance_scale}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
     print(f"accuracy: {result['accuracy']:.3f}")
+    print(f"exact-set accuracy: {result['exact_accuracy']:.3f}")
 
 
 def cmd_results(args) -> None:
@@ -137,11 +142,14 @@ def cmd_benchmark(args) -> None:
 
 
 def cmd_cards(args) -> None:
-    from .results import ship, write_cards
+    from .results import ship, store_best_guidance, write_cards
 
     for spec in args.ship or []:
         name, _, run_dir = spec.partition("=")
         print(f"shipped {run_dir} -> {ship(run_dir, name)}")
+    if args.store_guidance:
+        for name, w in store_best_guidance().items():
+            print(f"stored guidance {w:g} (DDIM-25) in weights/{name}/model_index.json")
     print(f"wrote {write_cards()}")
 
 
@@ -174,9 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--weights", required=True, help=f"a pipeline folder, e.g. {WEIGHTS_DIR.name}/time_sum")
         p.add_argument("--labels-file", help="JSON list of object lists, like i-CLEVR's test.json")
-        p.add_argument("--scheduler", choices=list(SCHEDULERS), default="ddim")
-        p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-        p.add_argument("--guidance-scale", type=float, default=1.0)
+        p.add_argument("--scheduler", choices=list(SCHEDULERS),
+                       help="sampler (default: the one the weights store in model_index.json, else ddim)")
+        p.add_argument("--steps", type=int, help="denoising steps (default: the stored steps for the stored "
+                                                 "sampler, else 50; 1000 for ddpm)")
+        p.add_argument("--guidance-scale", type=float,
+                       help="classifier-free guidance weight (default: the one the weights store in "
+                            "model_index.json, their best; 1.0 when they store none)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
         if name == "sample":
@@ -207,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cards", help="write weights/README.md, a card per shipped model (optionally ship runs first)")
     p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
                    help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
+    p.add_argument("--store-guidance", action="store_true",
+                   help="write each model's best guidance of weights/samplers.json into its model_index.json "
+                        "(the default of sample and evaluate)")
     p.set_defaults(func=cmd_cards)
     p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")

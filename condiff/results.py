@@ -68,6 +68,7 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
         result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
                           evaluator=evaluator, limit=8 if quick else None)
         row[split] = round(result["accuracy"], 3)
+        row[f"{split}_exact"] = round(result["exact_accuracy"], 3)
     # Sampling time for 32 images on this machine's CPU.
     start = time.perf_counter()
     pipe((load_split(splits[0]) * 32)[:32], guidance_scale=guidance_scale, num_inference_steps=5 if quick else steps,
@@ -84,6 +85,28 @@ def best_guidance(name: str, weights_dir: Path = WEIGHTS_DIR, default: float = 2
         if entry and entry.get("best_guidance") is not None:
             return float(entry["best_guidance"])
     return default
+
+
+def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | None = None) -> dict:
+    """Write each model's best guidance of ``samplers.json`` (DDIM-25 sweep) into its ``model_index.json``.
+
+    Only ``model_index.json`` changes; ``pipe(labels)``, ``sample`` and ``evaluate`` then use that
+    guidance by default. Returns ``{name: guidance_scale}``.
+    """
+    from .pipeline import store_sampling
+
+    samplers_path = Path(samplers_path) if samplers_path else Path(weights_dir) / "samplers.json"
+    if not samplers_path.is_file():
+        raise FileNotFoundError(f"no sampler table at {samplers_path}: run `python -m condiff benchmark --samplers`")
+    stored = {}
+    for name, entry in json.loads(samplers_path.read_text())["models"].items():
+        if entry.get("best_guidance") is None or not (Path(weights_dir) / name / "model_index.json").is_file():
+            continue
+        sweep = entry.get("sweep") or [{}]
+        store_sampling(Path(weights_dir) / name, entry["best_guidance"], sweep[0].get("sampler", "ddim"),
+                       sweep[0].get("steps", 25))
+        stored[name] = float(entry["best_guidance"])
+    return stored
 
 
 def results_table(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> list[dict]:
@@ -149,8 +172,12 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
     """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
     samplers = json.loads((weights_dir / "samplers.json").read_text())
 
-    def pair(r):  # "test / new_test", or the single split
-        return f"{r['single']:.3f}" if "single" in r else f"{r['test']:.3f} / {r['new_test']:.3f}"
+    def pair(r):  # "test / new_test", or the single split; exact-set accuracy after it where measured
+        splits = ["single"] if "single" in r else ["test", "new_test"]
+        text = " / ".join(f"{r[s]:.3f}" for s in splits)
+        if all(f"{s}_exact" in r for s in splits):
+            text += " (exact " + " / ".join(f"{r[f'{s}_exact']:.3f}" for s in splits) + ")"
+        return text
 
     columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()
                                  for r in e["samplers"]))
@@ -186,15 +213,20 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
+    """The results table; exact-set columns appear when the rows have them (``test_exact``, ...)."""
+    exact = any(k.endswith("_exact") for r in rows for k in r)
     head = ("| method | params | training images | training time | hardware | guidance w "
-            "| test acc. | new_test acc. | 32 images, DDIM-25 (CPU) |")
-    lines = [head, "|" + "---|" * 9]
+            "| test acc. | new_test acc. |" + (" test exact-set | new_test exact-set |" if exact else "")
+            + " 32 images, DDIM-25 (CPU) |")
+    lines = [head, "|" + "---|" * (11 if exact else 9)]
+
     def cell(value, fmt="{:.3f}", none="-"):
         return none if value is None else fmt.format(value)
 
     for r in rows:
         test = r.get("test", r.get("single"))
         conditional = test is not None
+        exact_cells = [cell(r.get("test_exact", r.get("single_exact"))), cell(r.get("new_test_exact"))] if exact else []
         lines.append(" | ".join([
             f"| {r['method']}",
             f"{r['params'] / 1e6:.2f}M",
@@ -205,6 +237,7 @@ def to_markdown(rows: list[dict]) -> str:
             cell(test) + (" (single)" if "single" in r else "") if conditional else
             f"max-prob {r['max_prob']:.2f} (real scenes {r['max_prob_real']:.2f})" if "max_prob" in r else "-",
             cell(r.get("new_test")),
+            *exact_cells,
             cell(r.get("sample_32_seconds"), "{:.1f} s"),
         ]) + " |")
     return "\n".join(lines)

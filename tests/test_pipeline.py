@@ -139,3 +139,58 @@ def test_sample_trajectory_keeps_the_requested_frames():
     assert timesteps == sorted(timesteps, reverse=True) and timesteps[-1] == pipe.scheduler.timesteps[-1]
     final = pipe(CASES, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="pt").images
     assert torch.allclose((frames[-1] / 2 + 0.5).clamp(0, 1), final)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored guidance: model_index.json carries each model's default guidance weight and sampler
+# ---------------------------------------------------------------------------------------------
+
+def test_stored_guidance_survives_save_and_load_and_is_the_default(tmp_path):
+    pipe = make_pipe()
+    pipe.set_stored_sampling(2.5, "ddim", 3)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert (index["guidance_scale"], index["sampler"], index["num_inference_steps"]) == (2.5, "ddim", 3)
+    loaded = load_pipeline(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.guidance_scale == 2.5 and loaded.config.sampler == "ddim"
+    assert set(loaded.components) == {"unet", "scheduler", "label_encoder"}  # settings are not components
+    # pipe(labels) without guidance_scale samples at the stored weight, not at 1.
+    assert np.allclose(sample(loaded), sample(loaded, guidance_scale=2.5))
+    assert not np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
+    # The stored steps apply to the stored sampler only.
+    assert isinstance(loaded.scheduler, DDPMScheduler) and loaded.default_steps() == 1000
+    loaded.use_stored_sampler()
+    assert isinstance(loaded.scheduler, DDIMScheduler) and loaded.default_steps() == 3
+
+
+def test_folders_without_stored_guidance_default_to_one(tmp_path):
+    make_pipe().save_pretrained(tmp_path)
+    index_path = tmp_path / "model_index.json"
+    index = json.loads(index_path.read_text())
+    for key in ("guidance_scale", "sampler", "num_inference_steps"):  # a folder saved before these existed
+        index.pop(key)
+    index_path.write_text(json.dumps(index))
+    loaded = load_pipeline(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.guidance_scale == 1.0 and loaded.config.sampler is None
+    assert np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
+    assert loaded.use_stored_sampler().default_steps() == 1000  # the DDPM scheduler it was saved with
+
+
+def test_store_sampling_rewrites_model_index_only(tmp_path):
+    from condiff.pipeline import store_sampling
+
+    make_pipe().save_pretrained(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "model_index.json"}
+    store_sampling(tmp_path, 3.0, "ddim", 25)
+    assert {p: p.read_bytes() for p in before} == before
+    loaded = load_pipeline(tmp_path)
+    assert (loaded.config.guidance_scale, loaded.config.sampler, loaded.config.num_inference_steps) == (3.0, "ddim", 25)
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        store_sampling(tmp_path, 3.0, "euler", 25)
+    with pytest.raises(ValueError, match="guidance_scale must be between 0 and 50"):
+        store_sampling(tmp_path, -1, "ddim", 25)
+    with pytest.raises(FileNotFoundError, match="no pipeline at"):
+        store_sampling(tmp_path / "nothing", 3.0)
+    assert load_pipeline(tmp_path).config.guidance_scale == 3.0  # a refused call changed nothing
