@@ -147,10 +147,35 @@ def cmd_cards(args) -> None:
     for spec in args.ship or []:
         name, _, run_dir = spec.partition("=")
         print(f"shipped {run_dir} -> {ship(run_dir, name)}")
+    if args.ship_archive:
+        from .tools.train_all import ship_archive
+
+        for name in ship_archive(args.ship_archive):
+            print(f"shipped {name} from {args.ship_archive}")
     if args.store_guidance:
         for name, w in store_best_guidance().items():
             print(f"stored guidance {w:g} (DDIM-25) in weights/{name}/model_index.json")
     print(f"wrote {write_cards()}")
+
+
+def cmd_train_all(args) -> None:
+    from .tools.train_all import train_all
+
+    def names(text):
+        return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+    summary = train_all(args.out, args.budget_minutes, work=args.work, quick=args.quick,
+                        models=names(args.models) or MODELS_TO_TRAIN, variants=names(args.variants),
+                        use_variants=names(args.use_variants), images_per_second=args.images_per_second,
+                        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                        snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
+                        guidance_scales=tuple(float(w) for w in names(args.guidance_scales)),
+                        samplers=tuple((s.rpartition("-")[0], int(s.rpartition("-")[2])) for s in names(args.samplers)),
+                        margin=args.margin, fresh=args.fresh, command="python -m condiff " + " ".join(sys.argv[1:]))
+    print(f"wrote {', '.join(summary['files'])} to {args.out}")
+
+
+MODELS_TO_TRAIN = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +247,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-guidance", action="store_true",
                    help="write each model's best guidance of weights/samplers.json into its model_index.json "
                         "(the default of sample and evaluate)")
+    p.add_argument("--ship-archive", metavar="DIR",
+                   help="ship every model of a train-all output folder (NAME.tar files, summary.json): pipelines, "
+                        "samplers.json and training_curves.json")
     p.set_defaults(func=cmd_cards)
+
+    p = sub.add_parser("train-all", help="train, score and package every model within a time budget (GPU sessions)")
+    p.add_argument("--budget-minutes", type=float, required=True,
+                   help="wall-clock minutes for everything: planning, training, scoring, packaging")
+    p.add_argument("--out", required=True, help="folder for the files that must come back (summary.json, "
+                                                "train-all.log, NAME.tar), each under 16 MB")
+    p.add_argument("--work", default="runs/train-all", help="run folders and checkpoints (default runs/train-all); "
+                                                            "the same command again resumes from them")
+    p.add_argument("--quick", action="store_true", help="tiny models, 4 steps, 4 cases per split: a CPU smoke run")
+    p.add_argument("--models", help="comma-separated subset of " + ", ".join(MODELS_TO_TRAIN) + " (default all)")
+    p.add_argument("--variants", help="compare time_sum_cosine with these variants at equal images instead: "
+                                      "scale_shift, min_snr, wide, attn16 (comma-separated)")
+    p.add_argument("--use-variants", help="apply these variants to every model trained (comma-separated)")
+    p.add_argument("--images-per-second", type=float, help="training speed to plan with (default: measured)")
+    p.add_argument("--max-steps", type=int, help="at most this many steps per model (default: what the budget allows)")
+    p.add_argument("--batch-size", type=int, help="batch size of every model (default: the recipes')")
+    p.add_argument("--learning-rate", type=float, help="learning rate of every model (default: the recipes')")
+    p.add_argument("--snapshots", type=int, help="checkpoints (and curve points) per run (default 4; quick 2)")
+    p.add_argument("--guidance-scales", help="guidance sweep, comma-separated (default 1,1.5,2,3,4,5; quick 1,3)")
+    p.add_argument("--samplers", help="sampler table, e.g. ddim-50,ddim-25,dpm++-25,dpm++-10,ddpm-1000 "
+                                      "(the default; quick ddim-5)")
+    p.add_argument("--limit", type=int, help="score only the first N cases of each split")
+    p.add_argument("--margin", type=float, default=0.1, help="share of the budget kept in reserve (default 0.1)")
+    p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
+    p.set_defaults(func=cmd_train_all)
     p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
     p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")

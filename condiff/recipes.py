@@ -21,6 +21,9 @@ class Recipe:
     image_size: int = 32
     block_out_channels: tuple[int, ...] = (48, 96, 96)  # 2.5M parameters, 10 MB of weights
     layers_per_block: int = 1
+    attention_levels: int = 1  # self-attention in this many lowest-resolution levels (1: 8x8 only; 2: 16x16 too)
+    time_scale_shift: str = "default"  # "scale_shift": the time embedding scales and shifts the norm (AdaGN)
+    snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (e.g. 5.0); None: plain MSE
     batch_size: int = 256
     learning_rate: float = 1e-3
     warmup_steps: int = 200
@@ -50,6 +53,21 @@ class Recipe:
                 parts.append(f"{flag} {getattr(self, key)}")
         return " ".join(parts)
 
+    def model_kwargs(self) -> dict:
+        """The ``build_models`` arguments of this recipe's UNet (besides ``mode`` and the labels)."""
+        return dict(image_size=self.image_size, block_out_channels=self.block_out_channels,
+                    layers_per_block=self.layers_per_block, attention_levels=self.attention_levels,
+                    time_scale_shift=self.time_scale_shift)
+
+    def variant(self, *names: str) -> Recipe:
+        """This recipe with the changes of ``VARIANTS[name]`` for each name (training-speed experiments)."""
+        recipe = self
+        for name in names:
+            if name not in VARIANTS:
+                raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+            recipe = replace(recipe, **VARIANTS[name](recipe))
+        return recipe
+
     def quick(self) -> Recipe:
         """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""
         return self.with_overrides(max_steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3)
@@ -67,6 +85,16 @@ RECIPES = {
         Recipe("tiny", "time_sum", "tests", image_size=16, block_out_channels=(8, 16), batch_size=8,
                warmup_steps=2, max_steps=4, checkpoint_every=2),
     ]
+}
+
+
+# Changes that the literature reports to speed up learning and binding, compared at equal images by
+# ``python -m condiff train-all --variants ...`` (issue 8): each maps a recipe to the fields it changes.
+VARIANTS = {
+    "scale_shift": lambda r: {"time_scale_shift": "scale_shift"},  # adaptive group norm (Dhariwal & Nichol)
+    "min_snr": lambda r: {"snr_gamma": 5.0},  # Min-SNR-gamma weighting (Hang et al. 2023)
+    "wide": lambda r: {"block_out_channels": tuple(8 * round(c * 4 / 3 / 8) for c in r.block_out_channels)},
+    "attn16": lambda r: {"attention_levels": min(2, len(r.block_out_channels))},  # self-attention at 16x16 too
 }
 
 

@@ -1,0 +1,523 @@
+"""``python -m condiff train-all``: train, score and package every model in one time-boxed call.
+
+    python -m condiff train-all --budget-minutes 8 --out $OUT            # the five notebook models
+    python -m condiff train-all --budget-minutes 3 --out $OUT --variants scale_shift,min_snr,wide,attn16
+    python -m condiff train-all --budget-minutes 1 --out /tmp/x --quick  # seconds-long, CPU, tiny models
+    python -m condiff cards --ship-archive $OUT                          # later, on the maintainer's machine
+
+Made for a GPU session whose device time is short and whose results come back only as a few files
+(at most 8, each under 16 MB): everything lands in ``--out`` as ``summary.json``, ``train-all.log``
+and one ``NAME.tar`` per model (the pipeline folder without checkpoint or snapshots, split into
+``NAME.tar.partN`` if it is larger than 15 MB), written as each model finishes, so a call killed
+at its time limit still returns the models finished so far.
+
+How the budget is spent, in order:
+
+1. **Plan.** Time one DDIM-25 scoring pass on an untrained pipeline (seconds per scoring row),
+   compare the seconds per image of each UNet with a few eager training steps (relative cost),
+   then train the first model for a few warm-up steps (``calibration``) and read its images/s
+   from ``history.json``. ``--images-per-second`` skips that calibration. The training time left,
+   after the scoring estimate and a safety margin, is split by ``SHARES``: the three models that
+   notebooks compare (time_sum, concat, time_sum_cosine) get the *same number of steps*; the
+   unconditional and cross-attention models get half a share each and are re-planned from the
+   measured speed when their turn comes.
+2. **Train** each model with ``condiff.train.train`` (its public arguments only), one after the
+   other in this process, so each has the whole card: simpler than processes side by side,
+   and a small UNet on a large batch fills the GPU alone. The calibration steps lie inside the
+   learning-rate warm-up, so resuming from them with the planned ``max_steps`` equals an
+   uninterrupted run. Checkpoints every ``max_steps / snapshots`` steps; the compared models keep
+   EMA snapshots there for the accuracy-against-images curve.
+3. **Score** each conditional model: guidance sweep at DDIM-25 on test / new_test (``single`` for
+   cross-attention), then the sampler table (``condiff.benchmark.sampler_table``: top-k and exact-set
+   accuracy), and store its best guidance in its ``model_index.json``; score the snapshots.
+4. **Package** the model into ``--out`` and rewrite ``summary.json``.
+
+Run folders and checkpoints stay in ``--work`` (default ``runs/train-all``): the same command run
+again on the same machine resumes (finished models are skipped, an interrupted one continues from
+its last checkpoint). ``--variants`` instead trains time_sum_cosine and each named variant of it
+(``condiff.recipes.VARIANTS``) for the same number of images and reports accuracy against images
+(the recipe comparison of issue 8); ``--use-variants`` applies chosen variants to all five models.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .. import WEIGHTS_DIR
+from ..recipes import VARIANTS, Recipe, get_recipe
+
+MODELS = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
+COMPARED = ("time_sum_cosine", "time_sum", "concat")  # one image count: notebooks 3 vs 4 vs 5
+SHARES = {"time_sum_cosine": 1.0, "time_sum": 1.0, "concat": 1.0, "cross_attention": 0.5, "unconditional": 0.5}
+SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
+GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+CURVE_GUIDANCE = 2.0  # the snapshot curves' guidance (as in weights/training_curves.json)
+PART_BYTES = 15_000_000  # every returned file stays under 16 MB
+QUICK = dict(image_size=16, block_out_channels=(8, 16), batch_size=8, warmup_steps=2)
+
+log = logging.getLogger("condiff.train_all")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers: clock, JSON, logging
+# ---------------------------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self, budget_s: float):
+        self.start, self.budget_s = time.monotonic(), budget_s
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.budget_s - self.elapsed()
+
+
+def _write_json(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)  # a call killed mid-write leaves the previous version
+
+
+def _start_log(out: Path) -> list[logging.Handler]:
+    handlers = [logging.FileHandler(out / "train-all.log"), logging.StreamHandler(sys.stderr)]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handlers
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Plan
+# ---------------------------------------------------------------------------------------------
+
+def runs_to_train(models, variants, use_variants, quick, overrides) -> dict[str, Recipe]:
+    """``{run name: recipe}``: the notebook models, or time_sum_cosine and its variants (``variants``)."""
+    def prepare(recipe: Recipe) -> Recipe:
+        recipe = recipe.variant(*use_variants)
+        if quick:
+            recipe = recipe.with_overrides(**QUICK)
+        return recipe.with_overrides(**overrides)
+
+    if variants:
+        base = prepare(get_recipe("time_sum_cosine"))
+        return {"base": base, **{v: base.variant(v) for v in variants}}
+    return {name: prepare(get_recipe(name)) for name in models}
+
+
+def relative_costs(recipes: dict[str, Recipe], device: str, steps: int = 2, rounds: int = 2) -> dict[str, float]:
+    """Seconds per training image of each run's models relative to the first run's (eager fwd + bwd).
+
+    Runs with the same model share one measurement; each is the best of ``rounds`` timings.
+    """
+    def key(r: Recipe) -> str:
+        return json.dumps([r.mode, r.model_kwargs(), r.batch_size], default=str)
+
+    seconds = {}
+    for _ in range(rounds):
+        for r in recipes.values():
+            seconds[key(r)] = min(seconds.get(key(r), math.inf), _seconds_per_image(r, device, steps))
+    costs = {name: seconds[key(r)] for name, r in recipes.items()}
+    first = next(iter(costs.values()))
+    return {name: round(s / first, 3) for name, s in costs.items()}
+
+
+def _seconds_per_image(r: Recipe, device: str, steps: int) -> float:
+    """Seconds per image of a training step (forward + backward, no optimiser) of the recipe's models."""
+    from ..models import build_models, predict_noise
+
+    torch.manual_seed(0)
+    unet, encoder = build_models(r.mode, **r.model_kwargs(), max_objects=r.max_objects)
+    unet, encoder = unet.to(device), encoder.to(device) if encoder is not None else None
+    batch = r.batch_size if device != "cpu" else min(r.batch_size, 16)
+    x = torch.randn(batch, 3, r.image_size, r.image_size, device=device)
+    t = torch.randint(0, 1000, (batch,), device=device)
+    labels = torch.zeros(batch, 24, device=device)
+    labels[:, 1] = 1
+    for i in range(steps + 1):  # the first step warms up
+        if i == 1:
+            _sync(device)
+            tick = time.perf_counter()
+        pred = predict_noise(unet, encoder, x, t, labels if encoder is not None else None)
+        pred.float().square().mean().backward()
+    _sync(device)
+    return (time.perf_counter() - tick) / (steps * batch)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def seconds_per_row(recipe: Recipe, device: str, limit: int | None) -> float:
+    """Wall seconds of one scoring row (DDIM-25, guided, test + new_test) on an untrained pipeline."""
+    from diffusers import DDPMScheduler
+
+    from ..benchmark import _score
+    from ..evaluate import load_evaluator
+    from ..models import build_models
+    from ..pipeline import ConditionalDDPMPipeline
+
+    unet, encoder = build_models("time_sum", **recipe.model_kwargs())
+    pipe = ConditionalDDPMPipeline(unet=unet, scheduler=DDPMScheduler(), label_encoder=encoder).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    evaluator = load_evaluator()
+    _score(pipe, "ddim", 2, CURVE_GUIDANCE, evaluator, limit=1)  # warm-up (kernels, cuDNN autotuning)
+    tick = time.perf_counter()
+    _score(pipe, "ddim", 25, CURVE_GUIDANCE, evaluator, limit=limit)
+    return time.perf_counter() - tick
+
+
+def scoring_rows(n_conditional: int, curves: int, snapshots: int, guidance_scales, samplers) -> float:
+    """Scoring work in DDIM-25 rows: sweep + sampler table (at w = 1 and the best w) + snapshot curves."""
+    table = sum(steps / 25 for _, steps in samplers) * 2
+    return n_conditional * (len(guidance_scales) + table) + curves * snapshots
+
+
+def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int) -> dict:
+    """Train the first ``steps`` warm-up steps of a run; its images/s (from history.json) and call overhead."""
+    from ..train import train
+
+    tick = time.perf_counter()
+    info = train(recipe, run_dir, stop_after=steps, progress=False)
+    wall = time.perf_counter() - tick
+    history = json.loads((run_dir / "history.json").read_text())
+    later = history[len(history) // 2:]  # past compilation and autotuning
+    rate = None
+    if len(later) >= 2 and later[-1]["seconds"] > later[0]["seconds"]:
+        rate = (later[-1]["step"] - later[0]["step"]) * recipe.batch_size / (later[-1]["seconds"] - later[0]["seconds"])
+    if rate is None:
+        rate = info["images_seen"] / max(info["train_seconds"], 1e-6)
+    overhead = max(0.0, wall - info["images_seen"] / rate)
+    log.info(f"calibration on {name}: {info['steps']} steps in {wall:.1f} s: {rate:,.0f} images/s, "
+             f"{overhead:.1f} s per training call besides the steps")
+    return {"images_per_second": rate, "call_overhead_s": overhead, "steps": info["steps"], "wall_s": wall}
+
+
+def steps_for(seconds: float, names, recipes, plan) -> int:
+    """Steps each of ``names`` (trained for the same steps) can take in ``seconds`` of wall time in all."""
+    rate, overhead = plan["images_per_second"], plan["call_overhead_s"]
+    batch = recipes[names[0]].batch_size
+    per_step = sum(plan["relative_cost"][n] for n in names) * batch / rate  # seconds per step, all of names
+    return int(max(0.0, seconds - overhead * len(names)) / per_step)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-4. Train, score, package
+# ---------------------------------------------------------------------------------------------
+
+def _train_run(name, recipe, run_dir, steps, snapshots, curve, note) -> dict:
+    from ..train import train
+
+    every = max(1, math.ceil(steps / snapshots))
+    steps = max(every, steps // every * every) if curve else steps  # the last snapshot is the final model
+    recipe = recipe.with_overrides(max_steps=steps, checkpoint_every=every)
+    tick = time.perf_counter()
+    info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False)
+    return {"training": info, "wall_s": round(time.perf_counter() - tick, 1)}
+
+
+def _score_run(name, run_dir, guidance_scales, samplers, device, limit, table: bool, curve: bool) -> dict:
+    """Sampler table (guidance sweep first) and stored best guidance, and/or the snapshot curve."""
+    from ..benchmark import sampler_table, training_curve
+    from ..pipeline import store_sampling
+
+    result = {}
+    if table:
+        scores = sampler_table(run_dir.parent, names=[name], guidance_scales=guidance_scales, samplers=samplers,
+                               device=device, limit=limit)
+        entry = scores["models"][name]
+        scores["digests"][name] = _digest(run_dir)  # the shipped files' digest, not the snapshots'
+        store_sampling(run_dir, entry["best_guidance"], "ddim", 25)
+        result.update(samplers=scores, best_guidance=entry["best_guidance"])
+    if curve:
+        result["curve"] = training_curve(run_dir, guidance_scale=CURVE_GUIDANCE, steps=25, device=device, limit=limit)
+    return result
+
+
+def _digest(run_dir: Path) -> str:
+    """sha256 over the pipeline's safetensors files (snapshots left out): ``weights_digest`` once shipped."""
+    digest = hashlib.sha256()
+    for path in sorted(run_dir.rglob("*.safetensors")):
+        if "snapshots" not in path.relative_to(run_dir).parts:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def pack(run_dir: Path, name: str, out: Path) -> list[str]:
+    """The pipeline folder (no checkpoint, no snapshots) as ``out/NAME.tar``, split below 15 MB a file."""
+    from ..results import SHIPPED_FILES
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for item in SHIPPED_FILES:
+            if (run_dir / item).exists():
+                tar.add(run_dir / item, arcname=f"{name}/{item}")
+    data = buffer.getvalue()
+    for old in out.glob(f"{name}.tar*"):
+        old.unlink()
+    if len(data) <= PART_BYTES:
+        files = {f"{name}.tar": data}
+    else:
+        files = {f"{name}.tar.part{i}": data[start:start + PART_BYTES]
+                 for i, start in enumerate(range(0, len(data), PART_BYTES))}
+    for file, chunk in files.items():
+        tmp = out / (file + ".tmp")
+        tmp.write_bytes(chunk)
+        os.replace(tmp, out / file)
+    return list(files)
+
+
+def train_all(
+    out: str | Path,
+    budget_minutes: float,
+    work: str | Path = "runs/train-all",
+    quick: bool = False,
+    models=MODELS,
+    variants=(),
+    use_variants=(),
+    images_per_second: float | None = None,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    guidance_scales=None,
+    samplers=None,
+    snapshots: int | None = None,
+    limit: int | None = None,
+    margin: float = 0.1,
+    fresh: bool = False,
+    command: str = "",
+) -> dict:
+    """Train, score and package every run of the plan into ``out``; returns the summary (``out/summary.json``).
+
+    ``quick``: tiny models for ``max_steps`` (default 4) steps whatever the budget, 2 snapshots,
+    guidance 1 and 3, DDIM-5 as the sampler table: the CPU smoke run of the whole path.
+    """
+    clock = Clock(budget_minutes * 60)
+    guidance_scales = tuple(guidance_scales or ((1.0, 3.0) if quick else GUIDANCE_SCALES))
+    samplers = tuple(samplers or ((("ddim", 5),) if quick else SAMPLERS))
+    snapshots = snapshots or (2 if quick else 4)
+    out, work = Path(out), Path(work)
+    _check_args(models, variants, use_variants, budget_minutes, snapshots, margin, out, work)
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    out.mkdir(parents=True, exist_ok=True)
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    handlers = _start_log(out)
+    try:
+        return _train_all(out, work, clock, quick, models, variants, use_variants, images_per_second, max_steps,
+                          batch_size, learning_rate, guidance_scales, samplers, snapshots, limit, margin, command)
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def _check_args(models, variants, use_variants, budget_minutes, snapshots, margin, out, work) -> None:
+    for name in models:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    for name in [*variants, *use_variants]:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    if budget_minutes <= 0 or snapshots < 1 or not 0 <= margin < 1:
+        raise ValueError("need --budget-minutes > 0, --snapshots >= 1 and 0 <= --margin < 1")
+    if out.resolve() == work.resolve() or work.resolve() in out.resolve().parents:
+        raise ValueError(f"--out {out} must not be inside --work {work}: it gets only the files that come back")
+
+
+def _train_all(out, work, clock, quick, models, variants, use_variants, images_per_second, max_steps, batch_size,
+               learning_rate, guidance_scales, samplers, snapshots, limit, margin, command) -> dict:
+    from ..train import hardware
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    overrides = {"batch_size": batch_size, "learning_rate": learning_rate}
+    recipes = runs_to_train(models, variants, use_variants, quick, overrides)
+    compared = [n for n in recipes if variants or n in COMPARED]  # trained for one shared step count
+    curves = list(recipes) if variants else [n for n in compared if n != "concat"]
+    conditional = [n for n, r in recipes.items() if r.mode != "unconditional" and not variants]
+    key = {"recipes": {n: r.to_dict() for n, r in recipes.items()}, "quick": quick, "snapshots": snapshots}
+    key = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    summary_path, state_path = out / "summary.json", work / "summary.json"
+    summary = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if summary and summary.get("plan_key") != key:
+        raise ValueError(f"{work} holds runs of other settings: pass --fresh to start over or another --work")
+    summary.update(command=command, hardware=hardware(), device=device, budget_minutes=clock.budget_s / 60,
+                   plan_key=key, mode="variants" if variants else "models", finished=False)
+    summary.setdefault("timeline", [])
+    summary.setdefault("runs", {})
+
+    def save(event: str) -> None:
+        summary["timeline"].append({"seconds": round(clock.elapsed(), 1), "event": event})
+        log.info(f"[{clock.elapsed():6.0f} s] {event}")
+        _write_json(summary, state_path)
+        _write_json(summary, summary_path)
+
+    save(f"start: {len(recipes)} runs ({', '.join(recipes)}) on {hardware()}, budget {clock.budget_s / 60:g} min")
+
+    # 1. Plan (once: a resumed call keeps the first call's plan).
+    plan = summary.get("plan")
+    if plan is None:
+        first = next(iter(recipes))
+        plan = {"relative_cost": relative_costs(recipes, device),
+                "row_seconds": seconds_per_row(recipes[first], device, limit)}
+        if images_per_second:
+            plan.update(images_per_second=images_per_second, call_overhead_s=0.0 if quick else 15.0)
+        else:
+            calib = 1 if quick else min(40, recipes[first].warmup_steps)  # before the first snapshot
+            plan["calibration"] = calibrate(first, recipes[first], work / "runs" / first, calib)
+            plan.update({k: plan["calibration"][k] for k in ("images_per_second", "call_overhead_s")})
+        rows = scoring_rows(len(conditional), len(curves), snapshots, guidance_scales, samplers)
+        plan["scoring_rows"], plan["scoring_seconds"] = round(rows, 1), round(rows * plan["row_seconds"], 1)
+        plan["margin_seconds"] = round(margin * clock.budget_s + (0 if quick else 15), 1)
+        training = clock.left() - plan["scoring_seconds"] - plan["margin_seconds"]
+        share = sum(SHARES.get(n, 1.0) for n in compared) / sum(SHARES.get(n, 1.0) for n in recipes)
+        steps = (max_steps or 4) if quick else min(steps_for(training * share, compared, recipes, plan),
+                                                   max_steps or math.inf)
+        if steps < snapshots * (plan.get("calibration", {}).get("steps", 0) + 1):  # a snapshot after calibration
+            raise ValueError(f"a budget of {clock.budget_s / 60:g} min leaves {training:.0f} s of training: not enough "
+                             f"for {len(recipes)} runs with scoring ({plan['scoring_seconds']:.0f} s estimated); "
+                             "give more minutes, fewer --models or fewer --samplers")
+        plan["steps"] = dict.fromkeys(compared, steps)
+        plan["training_seconds"] = round(training, 1)
+        summary["plan"] = plan
+        save(f"plan: {plan['relative_cost']} relative cost, {plan['images_per_second']:,.0f} images/s, "
+             f"{plan['scoring_seconds']:.0f} s scoring ({plan['row_seconds']:.2f} s a row), "
+             f"{training:.0f} s training; compared runs: {steps} steps of {recipes[compared[0]].batch_size}")
+
+    # 2-4. Train, score and package each run.
+    for name, recipe in recipes.items():
+        record = summary["runs"].setdefault(name, {})
+        if record.get("done"):
+            continue
+        if name not in plan["steps"]:  # its own share of what is left, at the speed measured so far
+            rest = [n for n in recipes if not summary["runs"].get(n, {}).get("done") and n not in compared]
+            left_rows = scoring_rows(sum(n in conditional for n in rest), 0, snapshots, guidance_scales, samplers)
+            seconds = clock.left() - left_rows * plan["row_seconds"] - plan["margin_seconds"]
+            seconds *= SHARES.get(name, 1.0) / sum(SHARES.get(n, 1.0) for n in rest)
+            plan["steps"][name] = (max_steps or 4) if quick else min(steps_for(seconds, [name], recipes, plan),
+                                                                     max_steps or math.inf)
+            if plan["steps"][name] < snapshots:
+                save(f"{name}: no time left, not trained")
+                continue
+        run_dir = work / "runs" / name
+        note = (f"python -m condiff train-all ({'variant comparison' if variants else 'five models'}, "
+                f"one process, sequential: the whole {hardware()} for each run)")
+        record.update(_train_run(name, recipe, run_dir, plan["steps"][name], snapshots, name in curves, note))
+        info = record["training"]
+        achieved = info["images_seen"] / max(record["wall_s"] - plan["call_overhead_s"], 1e-6)
+        plan.setdefault("measured_images_per_second", {})[name] = round(achieved, 1)
+        plan["images_per_second"] = achieved / plan["relative_cost"][name]  # the first run's speed, measured again
+        save(f"{name}: trained {info['steps']} steps ({info['images_seen']:,} images) in {record['wall_s']:.0f} s")
+        record.update(_score_run(name, run_dir, guidance_scales, samplers, device, limit,
+                                 table=name in conditional, curve=name in curves))
+        if "samplers" in record:
+            _merge_samplers(summary, record.pop("samplers"))
+        if "curve" in record:
+            summary.setdefault("curves", {})[name] = record.pop("curve")
+        if not variants:
+            record["files"] = pack(run_dir, name, out)
+        record["done"] = True
+        save(f"{name}: scored{' and packed' if not variants else ''}"
+             + (f", best guidance {record['best_guidance']:g}" if "best_guidance" in record else ""))
+
+    if variants:
+        summary["variant_changes"] = {v: VARIANTS[v](recipes["base"]) for v in variants}
+        summary["variant_table"] = variant_table(summary.get("curves", {}))
+        log.info("accuracy against images (DDIM-25, w = 2, top-k and exact-set):\n" + summary["variant_table"])
+    summary["finished"] = True
+    summary["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
+    save(f"finished in {clock.elapsed() / 60:.1f} of {clock.budget_s / 60:g} min; files: {', '.join(summary['files'])}")
+    big = [p.name for p in out.iterdir() if p.is_file() and p.stat().st_size > 16e6]
+    if big or len(summary["files"]) > 8:
+        log.warning(f"more than 8 files or files over 16 MB in {out}: {big or summary['files']}")
+    return summary
+
+
+def _merge_samplers(summary: dict, table: dict) -> None:
+    """Collect each model's sampler table in the format of ``weights/samplers.json``."""
+    merged = summary.setdefault("samplers", {k: v for k, v in table.items() if k not in ("digests", "models")})
+    merged["measured_by"] = ("python -m condiff train-all: condiff.benchmark.sampler_table on each run folder "
+                             "right after its training, one process on the card")
+    merged.setdefault("digests", {}).update(table["digests"])
+    merged.setdefault("models", {}).update(table["models"])
+
+
+def variant_table(curves: dict[str, list[dict]]) -> str:
+    """Markdown: per snapshot (images seen), each variant's test / new_test top-k and exact-set accuracy."""
+    names = list(curves)
+    if not names:
+        return ""
+    lines = ["| images seen | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for i, row in enumerate(curves[names[0]]):
+        cells = []
+        for name in names:
+            r = curves[name][i] if i < len(curves[name]) else None
+            cells.append("-" if r is None else f"{r['test']:.3f} / {r['new_test']:.3f} "
+                                               f"(exact {r['test_exact']:.3f} / {r['new_test_exact']:.3f})")
+        lines.append(f"| {row['images_seen']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipping what came back
+# ---------------------------------------------------------------------------------------------
+
+def unpack(out: str | Path, target: str | Path) -> list[Path]:
+    """Extract every ``NAME.tar`` (or its parts) of a train-all folder into ``target``; returns the folders."""
+    out, target = Path(out), Path(target)
+    summary = json.loads((out / "summary.json").read_text())
+    folders = []
+    for name, record in summary["runs"].items():
+        files = record.get("files")
+        if not files:
+            continue
+        data = b"".join((out / f).read_bytes() for f in files)  # parts in order: part0, part1, ...
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(target, filter="data")  # no absolute paths or links out of target
+        folders.append(target / name)
+    return folders
+
+
+def ship_archive(out: str | Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Ship the models of a train-all folder into ``weights/``: pipelines (with their stored guidance),
+    ``samplers.json`` and ``training_curves.json``; the caller then writes the cards."""
+    from ..results import ship, weights_digest
+
+    out = Path(out)
+    summary = json.loads((out / "summary.json").read_text())
+    if summary.get("mode") != "models":
+        raise ValueError(f"{out} holds a variant comparison, not models to ship")
+    shipped = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in unpack(out, tmp):
+            ship(folder, folder.name, weights_dir)
+            shipped.append(folder.name)
+    samplers = summary.get("samplers")
+    if samplers:
+        for name, digest in samplers["digests"].items():
+            if name in shipped and weights_digest(name, weights_dir) != digest:
+                raise OSError(f"weights/{name} differs from the run its sampler table measured")
+        _write_json(samplers, weights_dir / "samplers.json")
+    if summary.get("curves"):
+        path = weights_dir / "training_curves.json"
+        curves = json.loads(path.read_text()) if path.is_file() else {}
+        curves.update(measured_by=f"python -m condiff train-all: condiff.benchmark.training_curve on the runs' "
+                                  f"snapshots, DDIM-25, w = {CURVE_GUIDANCE:g}", curves=summary["curves"])
+        _write_json(curves, path)
+    return shipped
