@@ -159,23 +159,41 @@ def cmd_cards(args) -> None:
 
 
 def cmd_train_all(args) -> None:
-    from .tools.train_all import train_all
+    import json
+
+    from .tools.train_all import MODELS, train_all
 
     def names(text):
         return tuple(n.strip() for n in (text or "").split(",") if n.strip())
 
-    summary = train_all(args.out, args.budget_minutes, work=args.work, quick=args.quick,
-                        models=names(args.models) or MODELS_TO_TRAIN, variants=names(args.variants),
-                        use_variants=names(args.use_variants), images_per_second=args.images_per_second,
-                        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                        snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
-                        guidance_scales=tuple(float(w) for w in names(args.guidance_scales)),
-                        samplers=tuple((s.rpartition("-")[0], int(s.rpartition("-")[2])) for s in names(args.samplers)),
-                        margin=args.margin, fresh=args.fresh, command="python -m condiff " + " ".join(sys.argv[1:]))
+    def value(text):  # --train-option values: JSON (numbers, true, null) or plain strings
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    train_options = {}
+    for spec in args.train_option or []:
+        key, sep, text = spec.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--train-option takes NAME=VALUE (an argument of condiff.train.train), got {spec!r}")
+        train_options[key] = value(text)
+    samplers = []
+    for spec in names(args.samplers):
+        sampler, _, steps = spec.rpartition("-")
+        if not steps.isdigit():
+            raise ValueError(f"--samplers takes SAMPLER-STEPS items such as ddim-25 or dpm++-10, got {spec!r}")
+        samplers.append((sampler, int(steps)))
+    summary = train_all(
+        args.out, args.budget_minutes, work=args.work, quick=args.quick, models=names(args.models) or MODELS,
+        variants=names(args.variants), use_variants=names(args.use_variants),
+        images_per_second=args.images_per_second, max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
+        guidance_scales=tuple(float(w) for w in names(args.guidance_scales)), samplers=tuple(samplers),
+        margin=args.margin, fresh=args.fresh, train_options=train_options,
+        command="python -m condiff " + " ".join(sys.argv[1:]),
+    )
     print(f"wrote {', '.join(summary['files'])} to {args.out}")
-
-
-MODELS_TO_TRAIN = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default="runs/train-all", help="run folders and checkpoints (default runs/train-all); "
                                                             "the same command again resumes from them")
     p.add_argument("--quick", action="store_true", help="tiny models, 4 steps, 4 cases per split: a CPU smoke run")
-    p.add_argument("--models", help="comma-separated subset of " + ", ".join(MODELS_TO_TRAIN) + " (default all)")
+    p.add_argument("--models", help="comma-separated subset of time_sum_cosine, time_sum, concat, cross_attention, "
+                                    "unconditional (default all)")
     p.add_argument("--variants", help="compare time_sum_cosine with these variants at equal images instead: "
                                       "scale_shift, min_snr, wide, attn16 (comma-separated)")
     p.add_argument("--use-variants", help="apply these variants to every model trained (comma-separated)")
@@ -275,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="score only the first N cases of each split")
     p.add_argument("--margin", type=float, default=0.1, help="share of the budget kept in reserve (default 0.1)")
     p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
+    p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
+                   help="an argument for every condiff.train.train call, e.g. num_workers=2 (repeatable)")
     p.set_defaults(func=cmd_train_all)
     p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")

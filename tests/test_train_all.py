@@ -33,7 +33,7 @@ def quick_run(tmp_path_factory):
     """The quick mode through the command line, as a GPU session would call it."""
     root = tmp_path_factory.mktemp("train_all")
     main(["train-all", "--budget-minutes", "2", "--quick", "--limit", "2", "--out", str(root / "out"),
-          "--work", str(root / "work")])
+          "--work", str(root / "work"), "--train-option", "channels_last=false"])
     return root
 
 
@@ -132,3 +132,21 @@ def test_plan_splits_the_time_by_relative_cost():
     # 120 s, 2 calls of 10 s overhead: 100 s for steps of 256 images at 1000 + 1000/3 images/s.
     assert driver.steps_for(120, ["a", "b"], recipes, plan) == int(100 / (4 * 256 / 1000))
     assert driver.steps_for(5, ["a"], recipes, plan) == 0
+
+
+def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path):
+    summary = driver.train_all(tmp_path / "out", 1, work=tmp_path / "work", quick=True, limit=1,
+                               models=("time_sum", "unconditional"), images_per_second=100.0,
+                               train_options={"no_such_argument": 1})
+    assert summary["finished"] and not any(r.get("done") for r in summary["runs"].values())
+    assert all("no_such_argument" in r["error"] for r in summary["runs"].values())
+    assert "going on with the next run" in (tmp_path / "out" / "train-all.log").read_text()
+
+
+@pytest.mark.parametrize("option, message", [("--train-option=workers", "NAME=VALUE"),
+                                             ("--samplers=ddim", "SAMPLER-STEPS")])
+def test_bad_command_line_options_exit_with_a_clear_error(tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as exit:
+        main(["train-all", "--budget-minutes", "1", "--quick", "--out", str(tmp_path / "out"), option])
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -51,6 +51,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -188,24 +189,27 @@ def scoring_rows(n_conditional: int, curves: int, snapshots: int, guidance_scale
     return n_conditional * (len(guidance_scales) + table) + curves * snapshots
 
 
-def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int) -> dict:
-    """Train the first ``steps`` warm-up steps of a run; its images/s (from history.json) and call overhead."""
+def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int, train_options: dict) -> dict:
+    """Train the first ``steps`` warm-up steps of a run; its images/s and the overhead of a training call.
+
+    The speed comes from the later half of ``history.json`` (past compilation and autotuning) when it
+    has two entries there, else from the whole call (slower: the plan errs on the safe side).
+    """
     from ..train import train
 
     tick = time.perf_counter()
-    info = train(recipe, run_dir, stop_after=steps, progress=False)
+    info = train(recipe, run_dir, stop_after=steps, progress=False, **train_options)
     wall = time.perf_counter() - tick
-    history = json.loads((run_dir / "history.json").read_text())
-    later = history[len(history) // 2:]  # past compilation and autotuning
-    rate = None
+    history = [h for h in json.loads((run_dir / "history.json").read_text()) if "seconds" in h]
+    later = history[len(history) // 2:]
     if len(later) >= 2 and later[-1]["seconds"] > later[0]["seconds"]:
         rate = (later[-1]["step"] - later[0]["step"]) * recipe.batch_size / (later[-1]["seconds"] - later[0]["seconds"])
-    if rate is None:
-        rate = info["images_seen"] / max(info["train_seconds"], 1e-6)
+    else:
+        rate = info["images_seen"] / wall
     overhead = max(0.0, wall - info["images_seen"] / rate)
     log.info(f"calibration on {name}: {info['steps']} steps in {wall:.1f} s: {rate:,.0f} images/s, "
              f"{overhead:.1f} s per training call besides the steps")
-    return {"images_per_second": rate, "call_overhead_s": overhead, "steps": info["steps"], "wall_s": wall}
+    return {"images_per_second": rate, "call_overhead_s": overhead, "steps": info["steps"], "wall_s": round(wall, 2)}
 
 
 def steps_for(seconds: float, names, recipes, plan) -> int:
@@ -220,32 +224,33 @@ def steps_for(seconds: float, names, recipes, plan) -> int:
 # 2-4. Train, score, package
 # ---------------------------------------------------------------------------------------------
 
-def _train_run(name, recipe, run_dir, steps, snapshots, curve, note) -> dict:
+def _train_run(recipe, run_dir, steps, snapshots, curve, note, train_options) -> dict:
     from ..train import train
 
     every = max(1, math.ceil(steps / snapshots))
     steps = max(every, steps // every * every) if curve else steps  # the last snapshot is the final model
     recipe = recipe.with_overrides(max_steps=steps, checkpoint_every=every)
     tick = time.perf_counter()
-    info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False)
+    info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False, **train_options)
     return {"training": info, "wall_s": round(time.perf_counter() - tick, 1)}
 
 
-def _score_run(name, run_dir, guidance_scales, samplers, device, limit, table: bool, curve: bool) -> dict:
+def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
     """Sampler table (guidance sweep first) and stored best guidance, and/or the snapshot curve."""
     from ..benchmark import sampler_table, training_curve
     from ..pipeline import store_sampling
 
     result = {}
     if table:
-        scores = sampler_table(run_dir.parent, names=[name], guidance_scales=guidance_scales, samplers=samplers,
-                               device=device, limit=limit)
+        scores = sampler_table(run_dir.parent, names=[name], guidance_scales=o.guidance_scales, samplers=o.samplers,
+                               device=o.device, limit=o.limit)
         entry = scores["models"][name]
         scores["digests"][name] = _digest(run_dir)  # the shipped files' digest, not the snapshots'
         store_sampling(run_dir, entry["best_guidance"], "ddim", 25)
         result.update(samplers=scores, best_guidance=entry["best_guidance"])
     if curve:
-        result["curve"] = training_curve(run_dir, guidance_scale=CURVE_GUIDANCE, steps=25, device=device, limit=limit)
+        result["curve"] = training_curve(run_dir, guidance_scale=CURVE_GUIDANCE, steps=25, device=o.device,
+                                         limit=o.limit)
     return result
 
 
@@ -282,83 +287,89 @@ def pack(run_dir: Path, name: str, out: Path) -> list[str]:
     return list(files)
 
 
-def train_all(
-    out: str | Path,
-    budget_minutes: float,
-    work: str | Path = "runs/train-all",
-    quick: bool = False,
-    models=MODELS,
-    variants=(),
-    use_variants=(),
-    images_per_second: float | None = None,
-    max_steps: int | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    guidance_scales=None,
-    samplers=None,
-    snapshots: int | None = None,
-    limit: int | None = None,
-    margin: float = 0.1,
-    fresh: bool = False,
-    command: str = "",
-) -> dict:
+@dataclass
+class Options:
+    """What ``train_all`` was asked for (see its docstring), with the quick-mode defaults filled in."""
+
+    out: Path
+    budget_minutes: float
+    work: Path = Path("runs/train-all")
+    quick: bool = False
+    models: tuple[str, ...] = MODELS
+    variants: tuple[str, ...] = ()
+    use_variants: tuple[str, ...] = ()
+    images_per_second: float | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    guidance_scales: tuple[float, ...] | None = None
+    samplers: tuple[tuple[str, int], ...] | None = None
+    snapshots: int | None = None
+    limit: int | None = None
+    margin: float = 0.1
+    fresh: bool = False
+    train_options: dict = field(default_factory=dict)
+    command: str = ""
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+
+    def __post_init__(self):
+        self.out, self.work = Path(self.out), Path(self.work)
+        self.guidance_scales = tuple(self.guidance_scales or ((1.0, 3.0) if self.quick else GUIDANCE_SCALES))
+        self.samplers = tuple(self.samplers or ((("ddim", 5),) if self.quick else SAMPLERS))
+        self.snapshots = self.snapshots or (2 if self.quick else 4)
+        for name in self.models:
+            if name not in MODELS:
+                raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+        for name in [*self.variants, *self.use_variants]:
+            if name not in VARIANTS:
+                raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+        if self.budget_minutes <= 0 or self.snapshots < 1 or not 0 <= self.margin < 1:
+            raise ValueError("need --budget-minutes > 0, --snapshots >= 1 and 0 <= --margin < 1")
+        if self.out.resolve() == self.work.resolve() or self.work.resolve() in self.out.resolve().parents:
+            raise ValueError(f"--out {self.out} must not be inside --work {self.work}: it gets only the files "
+                             "that come back")
+
+
+def train_all(out: str | Path, budget_minutes: float, **options) -> dict:
     """Train, score and package every run of the plan into ``out``; returns the summary (``out/summary.json``).
 
-    ``quick``: tiny models for ``max_steps`` (default 4) steps whatever the budget, 2 snapshots,
-    guidance 1 and 3, DDIM-5 as the sampler table: the CPU smoke run of the whole path.
+    Options are the fields of ``Options``, e.g. ``quick=True``: tiny models for ``max_steps``
+    (default 4) steps whatever the budget, 2 snapshots, guidance 1 and 3, DDIM-5 as the sampler
+    table, the CPU smoke run of the whole path. ``train_options`` go to every ``train()`` call
+    (for instance ``{"num_workers": 2}``).
     """
     clock = Clock(budget_minutes * 60)
-    guidance_scales = tuple(guidance_scales or ((1.0, 3.0) if quick else GUIDANCE_SCALES))
-    samplers = tuple(samplers or ((("ddim", 5),) if quick else SAMPLERS))
-    snapshots = snapshots or (2 if quick else 4)
-    out, work = Path(out), Path(work)
-    _check_args(models, variants, use_variants, budget_minutes, snapshots, margin, out, work)
-    if fresh and work.exists():
-        shutil.rmtree(work)
-    out.mkdir(parents=True, exist_ok=True)
-    (work / "runs").mkdir(parents=True, exist_ok=True)
-    handlers = _start_log(out)
+    o = Options(out, budget_minutes, **options)  # checks everything before any work
+    if o.fresh and o.work.exists():
+        shutil.rmtree(o.work)
+    o.out.mkdir(parents=True, exist_ok=True)
+    (o.work / "runs").mkdir(parents=True, exist_ok=True)
+    handlers = _start_log(o.out)
     try:
-        return _train_all(out, work, clock, quick, models, variants, use_variants, images_per_second, max_steps,
-                          batch_size, learning_rate, guidance_scales, samplers, snapshots, limit, margin, command)
+        return _train_all(o, clock)
     finally:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
 
 
-def _check_args(models, variants, use_variants, budget_minutes, snapshots, margin, out, work) -> None:
-    for name in models:
-        if name not in MODELS:
-            raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
-    for name in [*variants, *use_variants]:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
-    if budget_minutes <= 0 or snapshots < 1 or not 0 <= margin < 1:
-        raise ValueError("need --budget-minutes > 0, --snapshots >= 1 and 0 <= --margin < 1")
-    if out.resolve() == work.resolve() or work.resolve() in out.resolve().parents:
-        raise ValueError(f"--out {out} must not be inside --work {work}: it gets only the files that come back")
-
-
-def _train_all(out, work, clock, quick, models, variants, use_variants, images_per_second, max_steps, batch_size,
-               learning_rate, guidance_scales, samplers, snapshots, limit, margin, command) -> dict:
+def _train_all(o: Options, clock: Clock) -> dict:
     from ..train import hardware
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    overrides = {"batch_size": batch_size, "learning_rate": learning_rate}
-    recipes = runs_to_train(models, variants, use_variants, quick, overrides)
-    compared = [n for n in recipes if variants or n in COMPARED]  # trained for one shared step count
-    curves = list(recipes) if variants else [n for n in compared if n != "concat"]
-    conditional = [n for n, r in recipes.items() if r.mode != "unconditional" and not variants]
-    key = {"recipes": {n: r.to_dict() for n, r in recipes.items()}, "quick": quick, "snapshots": snapshots}
+    overrides = {"batch_size": o.batch_size, "learning_rate": o.learning_rate}
+    recipes = runs_to_train(o.models, o.variants, o.use_variants, o.quick, overrides)
+    compared = [n for n in recipes if o.variants or n in COMPARED]  # trained for one shared step count
+    curves = list(recipes) if o.variants else [n for n in compared if n != "concat"]
+    conditional = [n for n, r in recipes.items() if r.mode != "unconditional" and not o.variants]
+    key = {"recipes": {n: r.to_dict() for n, r in recipes.items()}, "quick": o.quick, "snapshots": o.snapshots}
     key = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    summary_path, state_path = out / "summary.json", work / "summary.json"
+    summary_path, state_path = o.out / "summary.json", o.work / "summary.json"
     summary = json.loads(state_path.read_text()) if state_path.is_file() else {}
     if summary and summary.get("plan_key") != key:
-        raise ValueError(f"{work} holds runs of other settings: pass --fresh to start over or another --work")
-    summary.update(command=command, hardware=hardware(), device=device, budget_minutes=clock.budget_s / 60,
-                   plan_key=key, mode="variants" if variants else "models", finished=False)
+        raise ValueError(f"{o.work} holds runs of other settings: pass --fresh to start over or another --work")
+    summary.update(command=o.command, hardware=hardware(), device=o.device, budget_minutes=o.budget_minutes,
+                   plan_key=key, mode="variants" if o.variants else "models", finished=False)
     summary.setdefault("timeline", [])
     summary.setdefault("runs", {})
 
@@ -368,29 +379,29 @@ def _train_all(out, work, clock, quick, models, variants, use_variants, images_p
         _write_json(summary, state_path)
         _write_json(summary, summary_path)
 
-    save(f"start: {len(recipes)} runs ({', '.join(recipes)}) on {hardware()}, budget {clock.budget_s / 60:g} min")
+    save(f"start: {len(recipes)} runs ({', '.join(recipes)}) on {hardware()}, budget {o.budget_minutes:g} min")
 
     # 1. Plan (once: a resumed call keeps the first call's plan).
     plan = summary.get("plan")
     if plan is None:
         first = next(iter(recipes))
-        plan = {"relative_cost": relative_costs(recipes, device),
-                "row_seconds": seconds_per_row(recipes[first], device, limit)}
-        if images_per_second:
-            plan.update(images_per_second=images_per_second, call_overhead_s=0.0 if quick else 15.0)
+        plan = {"relative_cost": relative_costs(recipes, o.device),
+                "row_seconds": seconds_per_row(recipes[first], o.device, o.limit)}
+        if o.images_per_second:
+            plan.update(images_per_second=o.images_per_second, call_overhead_s=0.0 if o.quick else 15.0)
         else:
-            calib = 1 if quick else min(40, recipes[first].warmup_steps)  # before the first snapshot
-            plan["calibration"] = calibrate(first, recipes[first], work / "runs" / first, calib)
+            calib = 1 if o.quick else min(150, recipes[first].warmup_steps)  # inside the LR warm-up
+            plan["calibration"] = calibrate(first, recipes[first], o.work / "runs" / first, calib, o.train_options)
             plan.update({k: plan["calibration"][k] for k in ("images_per_second", "call_overhead_s")})
-        rows = scoring_rows(len(conditional), len(curves), snapshots, guidance_scales, samplers)
+        rows = scoring_rows(len(conditional), len(curves), o.snapshots, o.guidance_scales, o.samplers)
         plan["scoring_rows"], plan["scoring_seconds"] = round(rows, 1), round(rows * plan["row_seconds"], 1)
-        plan["margin_seconds"] = round(margin * clock.budget_s + (0 if quick else 15), 1)
+        plan["margin_seconds"] = round(o.margin * clock.budget_s + (0 if o.quick else 15), 1)
         training = clock.left() - plan["scoring_seconds"] - plan["margin_seconds"]
         share = sum(SHARES.get(n, 1.0) for n in compared) / sum(SHARES.get(n, 1.0) for n in recipes)
-        steps = (max_steps or 4) if quick else min(steps_for(training * share, compared, recipes, plan),
-                                                   max_steps or math.inf)
-        if steps < snapshots * (plan.get("calibration", {}).get("steps", 0) + 1):  # a snapshot after calibration
-            raise ValueError(f"a budget of {clock.budget_s / 60:g} min leaves {training:.0f} s of training: not enough "
+        steps = (o.max_steps or 4) if o.quick else min(steps_for(training * share, compared, recipes, plan),
+                                                       o.max_steps or math.inf)
+        if steps < o.snapshots * (plan.get("calibration", {}).get("steps", 0) + 1):  # a snapshot after calibration
+            raise ValueError(f"a budget of {o.budget_minutes:g} min leaves {training:.0f} s of training: not enough "
                              f"for {len(recipes)} runs with scoring ({plan['scoring_seconds']:.0f} s estimated); "
                              "give more minutes, fewer --models or fewer --samplers")
         plan["steps"] = dict.fromkeys(compared, steps)
@@ -400,53 +411,67 @@ def _train_all(out, work, clock, quick, models, variants, use_variants, images_p
              f"{plan['scoring_seconds']:.0f} s scoring ({plan['row_seconds']:.2f} s a row), "
              f"{training:.0f} s training; compared runs: {steps} steps of {recipes[compared[0]].batch_size}")
 
-    # 2-4. Train, score and package each run.
+    # 2-4. Train, score and package each run; a run that fails is logged and the others go on.
     for name, recipe in recipes.items():
         record = summary["runs"].setdefault(name, {})
         if record.get("done"):
             continue
-        if name not in plan["steps"]:  # its own share of what is left, at the speed measured so far
+        if name not in plan["steps"]:  # its share of what is left, at the speed measured so far
             rest = [n for n in recipes if not summary["runs"].get(n, {}).get("done") and n not in compared]
-            left_rows = scoring_rows(sum(n in conditional for n in rest), 0, snapshots, guidance_scales, samplers)
+            left_rows = scoring_rows(sum(n in conditional for n in rest), 0, o.snapshots, o.guidance_scales,
+                                     o.samplers)
             seconds = clock.left() - left_rows * plan["row_seconds"] - plan["margin_seconds"]
             seconds *= SHARES.get(name, 1.0) / sum(SHARES.get(n, 1.0) for n in rest)
-            plan["steps"][name] = (max_steps or 4) if quick else min(steps_for(seconds, [name], recipes, plan),
-                                                                     max_steps or math.inf)
-            if plan["steps"][name] < snapshots:
-                save(f"{name}: no time left, not trained")
+            steps = steps_for(seconds, [name], recipes, plan)
+            if not o.quick and steps < o.snapshots:
+                save(f"{name}: no time left ({seconds:.0f} s), not trained")
                 continue
-        run_dir = work / "runs" / name
-        note = (f"python -m condiff train-all ({'variant comparison' if variants else 'five models'}, "
-                f"one process, sequential: the whole {hardware()} for each run)")
-        record.update(_train_run(name, recipe, run_dir, plan["steps"][name], snapshots, name in curves, note))
-        info = record["training"]
-        achieved = info["images_seen"] / max(record["wall_s"] - plan["call_overhead_s"], 1e-6)
-        plan.setdefault("measured_images_per_second", {})[name] = round(achieved, 1)
-        plan["images_per_second"] = achieved / plan["relative_cost"][name]  # the first run's speed, measured again
-        save(f"{name}: trained {info['steps']} steps ({info['images_seen']:,} images) in {record['wall_s']:.0f} s")
-        record.update(_score_run(name, run_dir, guidance_scales, samplers, device, limit,
-                                 table=name in conditional, curve=name in curves))
-        if "samplers" in record:
-            _merge_samplers(summary, record.pop("samplers"))
-        if "curve" in record:
-            summary.setdefault("curves", {})[name] = record.pop("curve")
-        if not variants:
-            record["files"] = pack(run_dir, name, out)
-        record["done"] = True
-        save(f"{name}: scored{' and packed' if not variants else ''}"
-             + (f", best guidance {record['best_guidance']:g}" if "best_guidance" in record else ""))
+            plan["steps"][name] = (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf)
+        try:
+            _run(name, recipe, record, o, plan, summary, conditional, curves, save)
+        except Exception as error:  # noqa: BLE001 - one failed run must not lose the others' device time
+            record["error"] = f"{type(error).__name__}: {error}"
+            log.exception(f"{name} failed")
+            save(f"{name}: failed ({record['error']}); going on with the next run")
 
-    if variants:
-        summary["variant_changes"] = {v: VARIANTS[v](recipes["base"]) for v in variants}
+    if o.variants:
+        summary["variant_changes"] = {v: VARIANTS[v](recipes["base"]) for v in o.variants}
         summary["variant_table"] = variant_table(summary.get("curves", {}))
         log.info("accuracy against images (DDIM-25, w = 2, top-k and exact-set):\n" + summary["variant_table"])
     summary["finished"] = True
-    summary["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
-    save(f"finished in {clock.elapsed() / 60:.1f} of {clock.budget_s / 60:g} min; files: {', '.join(summary['files'])}")
-    big = [p.name for p in out.iterdir() if p.is_file() and p.stat().st_size > 16e6]
+    summary["files"] = sorted(p.name for p in o.out.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
+    save(f"finished in {clock.elapsed() / 60:.1f} of {o.budget_minutes:g} min; files: {', '.join(summary['files'])}")
+    big = [p.name for p in o.out.iterdir() if p.is_file() and p.stat().st_size > 16e6]
     if big or len(summary["files"]) > 8:
-        log.warning(f"more than 8 files or files over 16 MB in {out}: {big or summary['files']}")
+        log.warning(f"more than 8 files or files over 16 MB in {o.out}: {big or summary['files']}")
     return summary
+
+
+def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, save) -> None:
+    """Train one run to its planned steps, score it, package it; record everything in the summary."""
+    from ..train import hardware
+
+    run_dir = o.work / "runs" / name
+    note = (f"python -m condiff train-all ({'variant comparison' if o.variants else 'five models'}, "
+            f"one process, runs one after the other: the whole {hardware()} for each)")
+    record.pop("error", None)
+    record.update(_train_run(recipe, run_dir, plan["steps"][name], o.snapshots, name in curves, note,
+                             o.train_options))
+    info = record["training"]
+    achieved = info["images_seen"] / max(record["wall_s"] - plan["call_overhead_s"], 1e-6)
+    plan.setdefault("measured_images_per_second", {})[name] = round(achieved, 1)
+    plan["images_per_second"] = achieved / plan["relative_cost"][name]  # the first run's speed, measured again
+    save(f"{name}: trained {info['steps']} steps ({info['images_seen']:,} images) in {record['wall_s']:.0f} s")
+    record.update(_score_run(name, run_dir, o, table=name in conditional, curve=name in curves))
+    if "samplers" in record:
+        _merge_samplers(summary, record.pop("samplers"))
+    if "curve" in record:
+        summary.setdefault("curves", {})[name] = record.pop("curve")
+    if not o.variants:
+        record["files"] = pack(run_dir, name, o.out)
+    record["done"] = True
+    save(f"{name}: scored{'' if o.variants else ' and packed'}"
+         + (f", best guidance {record['best_guidance']:g}" if "best_guidance" in record else ""))
 
 
 def _merge_samplers(summary: dict, table: dict) -> None:
