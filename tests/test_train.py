@@ -322,3 +322,27 @@ def test_recipe_command_names_every_change():
     recipe = get_recipe("time_sum").with_overrides(max_steps=500, batch_size=128, learning_rate=2e-3)
     assert recipe.command() == "python -m condiff train time_sum --max-steps 500 --batch-size 128 --learning-rate 0.002"
     assert get_recipe("concat").command() == "python -m condiff train concat --max-steps 2100"
+
+
+def test_min_snr_weighting_down_weights_the_easy_timesteps():
+    from condiff.train import diffusion_loss, make_noise_scheduler
+
+    scheduler = make_noise_scheduler(TINY)
+    g = torch.Generator().manual_seed(0)
+    pred, noise = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    t = torch.tensor([5, 900])  # SNR far above and far below gamma = 5
+    plain = diffusion_loss(pred, noise, t, scheduler)
+    assert torch.equal(plain, torch.nn.functional.mse_loss(pred, noise))
+    assert torch.allclose(diffusion_loss(pred, noise, t, scheduler, snr_gamma=1e12), plain)
+    per_image = (pred - noise).square().mean(dim=(1, 2, 3))
+    weighted = diffusion_loss(pred, noise, t, scheduler, snr_gamma=5.0)
+    assert per_image[1] / 2 < weighted < plain  # the noisy image keeps weight 1, the easy one nearly 0
+
+
+def test_a_variant_recipe_trains_and_loads(tmp_path):
+    recipe = TINY.variant("min_snr", "scale_shift", "attn16")
+    summary = train(recipe, tmp_path, progress=False)
+    assert summary["recipe"]["snr_gamma"] == 5.0 and summary["steps"] == TINY.max_steps
+    pipe = load_pipeline(tmp_path)
+    assert pipe.unet.config.resnet_time_scale_shift == "scale_shift"
+    assert np.isfinite([h["loss"] for h in json.loads((tmp_path / "history.json").read_text())]).all()
