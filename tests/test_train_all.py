@@ -11,21 +11,12 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from condiff.cli import main
 from condiff.pipeline import load_pipeline
 from condiff.tools import train_all as driver
 
 FIVE = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

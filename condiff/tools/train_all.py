@@ -14,9 +14,10 @@ at its time limit still returns the models finished so far.
 How the budget is spent, in order:
 
 1. **Plan.** Time one DDIM-25 scoring pass on an untrained pipeline (seconds per scoring row),
-   compare the seconds per image of each UNet with a few eager training steps (relative cost),
-   then train the first model for a few warm-up steps (``calibration``) and read its images/s
-   from ``history.json``. ``--images-per-second`` skips that calibration. The training time left,
+   compare the seconds per image of each UNet with a few eager training steps (relative cost;
+   a budget that cannot fit is refused here, before any training), then train the first model
+   for a few warm-up steps (``calibration``, about 5% of the budget) and read its images/s from
+   ``history.json``. ``--images-per-second`` skips that calibration. The training time left,
    after the scoring estimate and a safety margin, is split by ``SHARES``: the three models that
    notebooks compare (time_sum, concat, time_sum_cosine) get the *same number of steps*; the
    unconditional and cross-attention models get half a share each and are re-planned from the
@@ -120,10 +121,11 @@ def runs_to_train(models, variants, use_variants, quick, overrides) -> dict[str,
     return {name: prepare(get_recipe(name)) for name in models}
 
 
-def relative_costs(recipes: dict[str, Recipe], device: str, steps: int = 2, rounds: int = 2) -> dict[str, float]:
-    """Seconds per training image of each run's models relative to the first run's (eager fwd + bwd).
+def eager_seconds_per_image(recipes: dict[str, Recipe], device: str, steps: int = 2, rounds: int = 2) -> dict:
+    """Seconds per training image of each run's models (eager forward + backward, no optimiser).
 
-    Runs with the same model share one measurement; each is the best of ``rounds`` timings.
+    A rough speed, and the *relative* cost of each run against the first. Runs with the same model
+    share one measurement; each is the best of ``rounds`` timings.
     """
     def key(r: Recipe) -> str:
         return json.dumps([r.mode, r.model_kwargs(), r.batch_size], default=str)
@@ -132,9 +134,7 @@ def relative_costs(recipes: dict[str, Recipe], device: str, steps: int = 2, roun
     for _ in range(rounds):
         for r in recipes.values():
             seconds[key(r)] = min(seconds.get(key(r), math.inf), _seconds_per_image(r, device, steps))
-    costs = {name: seconds[key(r)] for name, r in recipes.items()}
-    first = next(iter(costs.values()))
-    return {name: round(s / first, 3) for name, s in costs.items()}
+    return {name: seconds[key(r)] for name, r in recipes.items()}
 
 
 def _seconds_per_image(r: Recipe, device: str, steps: int) -> float:
@@ -385,26 +385,29 @@ def _train_all(o: Options, clock: Clock) -> dict:
     plan = summary.get("plan")
     if plan is None:
         first = next(iter(recipes))
-        plan = {"relative_cost": relative_costs(recipes, o.device),
+        eager = eager_seconds_per_image(recipes, o.device)
+        plan = {"relative_cost": {n: round(s / eager[first], 3) for n, s in eager.items()},
                 "row_seconds": seconds_per_row(recipes[first], o.device, o.limit)}
-        if o.images_per_second:
-            plan.update(images_per_second=o.images_per_second, call_overhead_s=0.0 if o.quick else 15.0)
-        else:
-            calib = 1 if o.quick else min(150, recipes[first].warmup_steps)  # inside the LR warm-up
-            plan["calibration"] = calibrate(first, recipes[first], o.work / "runs" / first, calib, o.train_options)
-            plan.update({k: plan["calibration"][k] for k in ("images_per_second", "call_overhead_s")})
         rows = scoring_rows(len(conditional), len(curves), o.snapshots, o.guidance_scales, o.samplers)
         plan["scoring_rows"], plan["scoring_seconds"] = round(rows, 1), round(rows * plan["row_seconds"], 1)
         plan["margin_seconds"] = round(o.margin * clock.budget_s + (0 if o.quick else 15), 1)
-        training = clock.left() - plan["scoring_seconds"] - plan["margin_seconds"]
         share = sum(SHARES.get(n, 1.0) for n in compared) / sum(SHARES.get(n, 1.0) for n in recipes)
-        steps = (o.max_steps or 4) if o.quick else min(steps_for(training * share, compared, recipes, plan),
-                                                       o.max_steps or math.inf)
-        if steps < o.snapshots * (plan.get("calibration", {}).get("steps", 0) + 1):  # a snapshot after calibration
-            raise ValueError(f"a budget of {o.budget_minutes:g} min leaves {training:.0f} s of training: not enough "
-                             f"for {len(recipes)} runs with scoring ({plan['scoring_seconds']:.0f} s estimated); "
-                             "give more minutes, fewer --models or fewer --samplers")
-        plan["steps"] = dict.fromkeys(compared, steps)
+        batch = recipes[first].batch_size
+        # Calibrate inside the LR warm-up, for about 5% of the budget at the eager speed.
+        calib = 1 if o.quick else max(10, min(150, recipes[first].warmup_steps,
+                                              int(0.05 * clock.budget_s / (eager[first] * batch))))
+        # A first check at the eager speed (optimistic: no optimiser, no overhead), before any training.
+        rough = dict(plan, images_per_second=1 / eager[first], call_overhead_s=0.0)
+        _check_budget(o, clock.left() - plan["scoring_seconds"] - plan["margin_seconds"], share, compared, recipes,
+                      rough, calib)
+        if o.images_per_second:
+            plan.update(images_per_second=o.images_per_second, call_overhead_s=0.0 if o.quick else 15.0)
+        else:
+            plan["calibration"] = calibrate(first, recipes[first], o.work / "runs" / first, calib, o.train_options)
+            plan.update({k: plan["calibration"][k] for k in ("images_per_second", "call_overhead_s")})
+        training = clock.left() - plan["scoring_seconds"] - plan["margin_seconds"]
+        steps = _check_budget(o, training, share, compared, recipes, plan, calib)
+        plan["steps"] = dict.fromkeys(compared, (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf))
         plan["training_seconds"] = round(training, 1)
         summary["plan"] = plan
         save(f"plan: {plan['relative_cost']} relative cost, {plan['images_per_second']:,.0f} images/s, "
@@ -445,6 +448,17 @@ def _train_all(o: Options, clock: Clock) -> dict:
     if big or len(summary["files"]) > 8:
         log.warning(f"more than 8 files or files over 16 MB in {o.out}: {big or summary['files']}")
     return summary
+
+
+def _check_budget(o: Options, training: float, share: float, compared, recipes, plan, calib: int) -> int:
+    """Steps of the compared runs that ``training`` seconds allow; an error if too few for the snapshots."""
+    steps = steps_for(training * share, compared, recipes, plan)
+    if not o.quick and steps < o.snapshots * (calib + 1):  # the first snapshot comes after the calibration
+        raise ValueError(f"a budget of {o.budget_minutes:g} min leaves {training:.0f} s of training, {steps} steps "
+                         f"at {plan['images_per_second']:,.0f} images/s: not enough for {len(recipes)} runs with "
+                         f"scoring ({plan['scoring_seconds']:.0f} s estimated); give more minutes, fewer --models, "
+                         "fewer --samplers or a smaller --batch-size")
+    return steps
 
 
 def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, save) -> None:
