@@ -190,7 +190,7 @@ def cmd_train_all(args) -> None:
         images_per_second=args.images_per_second, max_steps=args.max_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
         guidance_scales=tuple(float(w) for w in names(args.guidance_scales)), samplers=tuple(samplers),
-        margin=args.margin, fresh=args.fresh, train_options=train_options,
+        margin=args.margin, weights_dtype=args.weights_dtype, fresh=args.fresh, train_options=train_options,
         command="python -m condiff " + " ".join(sys.argv[1:]),
     )
     print(f"wrote {', '.join(summary['files'])} to {args.out}")
@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the default; quick ddim-5)")
     p.add_argument("--limit", type=int, help="score only the first N cases of each split")
     p.add_argument("--margin", type=float, default=0.1, help="share of the budget kept in reserve (default 0.1)")
+    p.add_argument("--weights-dtype", choices=["auto", "float32", "float16"], default="auto",
+                   help="how the pipelines' weights are stored and scored (default auto: float16 only for "
+                        "pipelines with a file over 15 MB, such as the wide variant)")
     p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
     p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
                    help="an argument for every condiff.train.train call, e.g. num_workers=2 (repeatable)")

@@ -11,6 +11,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from condiff.cli import main
 from condiff.pipeline import load_pipeline
@@ -108,10 +109,24 @@ def test_large_archives_are_split_below_the_file_limit(tmp_path, monkeypatch, ti
     assert load_pipeline(folder).unet.config.sample_size == 16
 
 
+def test_fp16_weights_load_into_float32_pipelines_at_half_the_size(tmp_path, tiny_pipeline_dir):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_pipeline_dir, run)
+    before = load_pipeline(run)
+    size = (run / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
+    driver.to_fp16(run)
+    assert (run / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 0.6 * size
+    after = load_pipeline(run)
+    assert after.unet.dtype == torch.float32
+    for a, b in zip(before.unet.parameters(), after.unet.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
 def test_bad_arguments_fail_before_any_work(tmp_path):
     for kwargs, message in [({"models": ("time_sum", "film")}, "unknown model 'film'"),
                             ({"variants": ("bigger",)}, "unknown variant 'bigger'"),
-                            ({"work": tmp_path}, "must not be inside --work")]:
+                            ({"work": tmp_path}, "must not be inside --work"),
+                            ({"weights_dtype": "int8"}, "unknown weights dtype 'int8'")]:
         with pytest.raises(ValueError, match=message):
             driver.train_all(tmp_path / "out", 1, **{"work": tmp_path / "work", **kwargs})
     assert not (tmp_path / "out").exists()

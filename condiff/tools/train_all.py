@@ -31,7 +31,9 @@ How the budget is spent, in order:
 3. **Score** each conditional model: guidance sweep at DDIM-25 on test / new_test (``single`` for
    cross-attention), then the sampler table (``condiff.benchmark.sampler_table``: top-k and exact-set
    accuracy), and store its best guidance in its ``model_index.json``; score the snapshots.
-4. **Package** the model into ``--out`` and rewrite ``summary.json``.
+4. **Package** the model into ``--out`` and rewrite ``summary.json``. Pipelines with a weights
+   file over 15 MB (the ``wide`` variant) are stored in float16 before they are scored
+   (``--weights-dtype``), so every returned file stays small and the scores are the shipped weights'.
 
 Run folders and checkpoints stay in ``--work`` (default ``runs/train-all``): the same command run
 again on the same machine resumes (finished models are skipped, an interrupted one continues from
@@ -254,12 +256,26 @@ def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
     return result
 
 
+def _pipeline_weights(run_dir: Path) -> list[Path]:
+    """The pipeline's safetensors files (its snapshots left out)."""
+    return sorted(p for p in run_dir.rglob("*.safetensors") if "snapshots" not in p.relative_to(run_dir).parts)
+
+
+def to_fp16(run_dir: Path) -> None:
+    """Store the pipeline's weights in float16 (half the bytes); they load back into float32 models."""
+    from safetensors.torch import load_file, save_file
+
+    for path in _pipeline_weights(run_dir):
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(path).items()}
+        save_file(tensors, path.with_suffix(".tmp"), metadata={"format": "pt"})
+        os.replace(path.with_suffix(".tmp"), path)
+
+
 def _digest(run_dir: Path) -> str:
     """sha256 over the pipeline's safetensors files (snapshots left out): ``weights_digest`` once shipped."""
     digest = hashlib.sha256()
-    for path in sorted(run_dir.rglob("*.safetensors")):
-        if "snapshots" not in path.relative_to(run_dir).parts:
-            digest.update(path.read_bytes())
+    for path in _pipeline_weights(run_dir):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -307,6 +323,7 @@ class Options:
     snapshots: int | None = None
     limit: int | None = None
     margin: float = 0.1
+    weights_dtype: str = "auto"  # float32, float16, or auto: float16 for pipelines with a file over 15 MB
     fresh: bool = False
     train_options: dict = field(default_factory=dict)
     command: str = ""
@@ -323,6 +340,8 @@ class Options:
         for name in [*self.variants, *self.use_variants]:
             if name not in VARIANTS:
                 raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+        if self.weights_dtype not in ("auto", "float32", "float16"):
+            raise ValueError(f"unknown weights dtype {self.weights_dtype!r}; allowed: auto, float32, float16")
         if self.budget_minutes <= 0 or self.snapshots < 1 or not 0 <= self.margin < 1:
             raise ValueError("need --budget-minutes > 0, --snapshots >= 1 and 0 <= --margin < 1")
         if self.out.resolve() == self.work.resolve() or self.work.resolve() in self.out.resolve().parents:
@@ -476,6 +495,11 @@ def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, s
     plan.setdefault("measured_images_per_second", {})[name] = round(achieved, 1)
     plan["images_per_second"] = achieved / plan["relative_cost"][name]  # the first run's speed, measured again
     save(f"{name}: trained {info['steps']} steps ({info['images_seen']:,} images) in {record['wall_s']:.0f} s")
+    largest = max(p.stat().st_size for p in _pipeline_weights(run_dir))
+    if o.weights_dtype == "float16" or (o.weights_dtype == "auto" and largest > PART_BYTES):
+        to_fp16(run_dir)  # before scoring: the scores are those of the weights that ship
+        record["weights_dtype"] = "float16"
+        save(f"{name}: weights stored in float16 (largest file {largest / 1e6:.1f} MB in float32)")
     record.update(_score_run(name, run_dir, o, table=name in conditional, curve=name in curves))
     if "samplers" in record:
         _merge_samplers(summary, record.pop("samplers"))
