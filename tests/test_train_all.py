@@ -156,3 +156,10 @@ def test_bad_command_line_options_exit_with_a_clear_error(tmp_path, capsys, opti
         main(["train-all", "--budget-minutes", "1", "--quick", "--out", str(tmp_path / "out"), option])
     assert exit.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_help_names_the_budget_and_the_variants(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train-all", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit.value.code == 0 and "--budget-minutes" in out and "scale_shift, min_snr, wide, attn16" in out
