@@ -7,6 +7,8 @@
     train       the Accelerate training loop
     evaluate    the scene classifier and i-CLEVR's top-k accuracy     (notebook 3)
     plotting    every figure of the notebooks
+    runinfo     hardware, commit and digests for the records
+    tools/      the maintainers' tools (results, cards, benchmarks, blog); the core never imports them
 """
 from __future__ import annotations
 

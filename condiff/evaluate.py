@@ -3,10 +3,9 @@
 The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes with
 ``python -m condiff train evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
 contain k objects, take the classifier's k most likely labels and count how many were asked
-for; accuracy = hits / all objects asked. It ignores extra objects, so beside it stands the
-stricter exact-set accuracy: the share of images whose thresholded set (every label with
-sigmoid > 0.5) is exactly the asked set, count included. ``evaluate(pipe, "new_test")``
-generates the split's scenes and scores them. Notebook 3 walks through it.
+for; accuracy = hits / all objects asked. It ignores extra objects; the stricter exact-set accuracy
+is the share of images whose labels with sigmoid > 0.5 are exactly the asked ones, count included.
+``evaluate(pipe, "new_test")`` generates the split's scenes and scores them. Notebook 3 walks through it.
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .data.scenes import ProceduralScenes
 from .pipeline import make_scheduler, to_numpy_images
+from .runinfo import git_commit, hardware
 
 # ---------------------------------------------------------------------------------------------
 # The classifier
@@ -70,11 +70,11 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
             from error
 
 
-def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int = 64, lr: float = 2e-3,
-                    seed: int = 0, progress: bool = True) -> dict:
-    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it."""
-    from .train import git_commit, hardware
+def train_evaluator(output_dir: str | Path, steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
+                    seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
+    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
 
+    600 steps is how ``weights/evaluator`` was made; ``command`` (the CLI's call) goes into ``training.json``."""
     commit = git_commit()  # the code this run starts with
     torch.manual_seed(seed)
     model = SceneClassifier()
@@ -98,8 +98,9 @@ def train_evaluator(output_dir: str | Path, steps: int = 3000, batch_size: int =
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit,
-               "command": f"python -m condiff train evaluator --max-steps {steps}"}
+               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit}
+    if command:
+        summary["command"] = command
     (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -136,23 +137,9 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
 
 
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    hits, total = topk_hits(logits, labels)
-    return hits / total
-
-
-def exact_set_matches(logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Per image, whether the labels with sigmoid > ``threshold`` are exactly the asked ones: ``(B,)`` bool.
-
-    logits, labels: ``(B, L)``. An extra object, a missing one or a wrong attribute makes it False.
-    """
-    found = torch.sigmoid(logits) > threshold  # (B, L)
-    return (found == labels.bool()).all(dim=1)
-
-
 def exact_set_accuracy(logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> float:
-    """Share of images whose thresholded set equals the asked set (count included)."""
-    return float(exact_set_matches(logits, labels, threshold).float().mean())
+    """Share of images ``(B, L)`` whose labels with sigmoid > ``threshold`` are exactly the asked ones."""
+    return float(((torch.sigmoid(logits) > threshold) == labels.bool()).all(dim=1).float().mean())
 
 
 @torch.no_grad()
@@ -199,24 +186,23 @@ def evaluate(
 ) -> dict:
     """Generate one image per case of ``split`` and score it; returns accuracy, exact_accuracy, images, timings.
 
-    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) swaps the sampler on a copy of the pipeline's
-    config; ``num_inference_steps`` defaults to ``pipeline.default_steps()`` (the stored steps for
-    the stored sampler, else 1000 for DDPM and 50 otherwise) and ``guidance_scale`` to the
-    pipeline's stored one. ``limit`` scores only the split's first cases (quick runs).
+    ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
+    ``num_inference_steps`` and ``guidance_scale`` default to the pipeline's (``default_steps``, stored w).
+    ``limit`` scores only the split's first cases (quick runs). The caller's pipeline is left as it was.
     """
     cases = load_split(split)[:limit]
-    if scheduler is not None:
-        pipeline.scheduler = make_scheduler(scheduler, pipeline.scheduler.config)
-    name = type(pipeline.scheduler).__name__
-    steps = num_inference_steps or pipeline.default_steps()
-    if guidance_scale is None:
-        guidance_scale = pipeline.config.get("guidance_scale", 1.0)
-    pipeline.set_progress_bar_config(disable=not progress)
+    # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
+    config = pipeline.scheduler.config
+    fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
+    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh}, **pipeline.parameters)  # + stored settings
+    steps = num_inference_steps or pipe.default_steps()
+    guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
+    pipe.set_progress_bar_config(disable=not progress)
     start = time.perf_counter()
-    images = pipeline(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
-                      generator=torch.Generator().manual_seed(seed), output_type="np").images
+    images = pipe(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
+                  generator=torch.Generator().manual_seed(seed), output_type="np").images
     seconds = time.perf_counter() - start
     result = score_images(images, cases, evaluator)
-    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=name, steps=steps,
-                  guidance_scale=guidance_scale)
+    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=type(fresh).__name__,
+                  steps=steps, guidance_scale=guidance_scale)
     return result

@@ -89,17 +89,14 @@ def build_models(
     """Return ``(unet, label_encoder)`` for ``mode``; the encoder is ``None`` when unconditional.
 
     All modes share one UNet layout (the same widths and depth), with self-attention in the
-    ``attention_levels`` lowest resolutions (1: the lowest only), so notebooks compare conditioning
-    methods and nothing else. ``time_scale_shift="scale_shift"`` lets the time (+ label) embedding
-    scale and shift each ResNet's normalised features instead of adding to them.
+    ``attention_levels`` lowest resolutions, so notebooks compare conditioning methods and nothing else.
+    ``time_scale_shift="scale_shift"``: the time (+ label) embedding scales and shifts the ResNets' norms.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     channels = tuple(block_out_channels)
     if not 1 <= attention_levels <= len(channels):
         raise ValueError(f"attention_levels must be 1 to {len(channels)} (one per UNet level), got {attention_levels}")
-    if time_scale_shift not in ("default", "scale_shift"):
-        raise ValueError(f"unknown time_scale_shift {time_scale_shift!r}; allowed: default, scale_shift")
     common = dict(
         sample_size=image_size,
         out_channels=3,

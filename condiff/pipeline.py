@@ -7,15 +7,13 @@ It follows ``diffusers.DDPMPipeline`` (same ``__call__`` loop, ``randn_tensor``,
     pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
     images = pipe(["red cube, blue sphere"], guidance_scale=2.0, num_inference_steps=50).images
 
-Each pipeline stores the guidance weight (and sampler) it samples best with in its config, so
-``model_index.json`` carries it: ``pipe(labels)`` without ``guidance_scale`` uses
-``pipe.config.guidance_scale`` (1.0 when a folder has none).
+A pipeline stores its best guidance weight (and sampler) in ``model_index.json``: ``pipe(labels)``
+without ``guidance_scale`` uses ``pipe.config.guidance_scale`` (1.0 when a folder has none).
 
 Notebook 1 writes the same loop by hand; notebook 3 explains guidance.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -52,10 +50,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     r"""Generate images from labels with a UNet, a label encoder and any diffusers scheduler.
 
     Components: ``unet``, ``scheduler``, and ``label_encoder`` (``None`` for an unconditional
-    model, which then takes ``batch_size`` instead of labels). Settings saved in
-    ``model_index.json`` beside them (``pipe.config.<name>``): ``guidance_scale``, the default
-    guidance weight; ``sampler`` (``ddpm``, ``ddim``, ``dpm++`` or ``None``) and
-    ``num_inference_steps``, the sampler it was scored with (``use_stored_sampler`` installs it).
+    model, which then takes ``batch_size`` instead of labels). Settings in ``model_index.json``: the
+    default ``guidance_scale`` and the ``sampler`` (``ddim``, ...) and ``num_inference_steps`` it was scored with.
     """
 
     model_cpu_offload_seq = "label_encoder->unet"
@@ -65,18 +61,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
                  sampler: str | None = None, num_inference_steps: int | None = None):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
-        self.set_stored_sampling(guidance_scale, sampler, num_inference_steps)
-
-    def set_stored_sampling(self, guidance_scale: float = 1.0, sampler: str | None = None,
-                            num_inference_steps: int | None = None) -> None:
-        """Store the default guidance weight and sampler in the config (``save_pretrained`` writes them)."""
-        self.register_to_config(**_sampling_settings(guidance_scale, sampler, num_inference_steps))
-
-    def use_stored_sampler(self) -> ConditionalDDPMPipeline:
-        """Swap in the stored sampler (``config.sampler``), if any; returns the pipeline."""
-        if self.config.get("sampler"):
-            self.scheduler = make_scheduler(self.config.sampler, self.scheduler.config)
-        return self
+        self.register_to_config(guidance_scale=guidance_scale, sampler=sampler, num_inference_steps=num_inference_steps)
 
     def default_steps(self) -> int:
         """The stored steps when the current scheduler is the stored sampler, else 1000 for DDPM and 50 otherwise."""
@@ -111,17 +96,14 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             num_images_per_label: images drawn for each entry of ``labels``.
             guidance_scale: classifier-free guidance weight ``w`` in
                 ``eps = eps(null) + w * (eps(label) - eps(null))``; 1 is plain conditional sampling
-                (one UNet call per step), 0 ignores the labels. Default: the stored
-                ``config.guidance_scale`` (1.0 for folders that store none).
-            num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++).
-                Default: ``default_steps()``.
+                (one UNet call per step), 0 ignores the labels. Default: ``config.guidance_scale``.
+            num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++);
+                default ``default_steps()``.
             output_type: ``"pil"``, ``"np"`` (``(B, H, W, 3)`` in [0, 1]) or ``"pt"`` (``(B, 3, H, W)``).
             callback_on_step_end: called as ``f(step_index, timestep, sample)`` after every step.
         """
-        if guidance_scale is None:
-            guidance_scale = self.config.get("guidance_scale", 1.0)
-        if num_inference_steps is None:
-            num_inference_steps = self.default_steps()
+        guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
+        num_inference_steps = num_inference_steps or self.default_steps()
 
         # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
         if self.label_encoder is None:
@@ -175,36 +157,6 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=output)
 
 
-def _sampling_settings(guidance_scale: float, sampler: str | None, num_inference_steps: int | None) -> dict:
-    """The stored-sampling keys of ``model_index.json``, checked."""
-    if not 0 <= float(guidance_scale) <= 50:
-        raise ValueError(f"guidance_scale must be between 0 and 50, got {guidance_scale}")
-    if sampler is not None and sampler not in SCHEDULERS:
-        raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SCHEDULERS)}")
-    if num_inference_steps is not None and int(num_inference_steps) < 1:
-        raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-    return {"guidance_scale": float(guidance_scale), "sampler": sampler,
-            "num_inference_steps": None if num_inference_steps is None else int(num_inference_steps)}
-
-
-def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None = None,
-                   num_inference_steps: int | None = None) -> dict:
-    """Write the default guidance (and sampler) into a saved pipeline's ``model_index.json``; nothing else changes.
-
-    The same keys ``ConditionalDDPMPipeline.set_stored_sampling`` sets, in diffusers' format
-    (sorted keys, indent 2), so ``from_pretrained`` reads them back. Returns the new index.
-    """
-    index_path = Path(path) / "model_index.json"
-    if not index_path.is_file():
-        raise FileNotFoundError(f"no pipeline at {path}: expected model_index.json")
-    index = json.loads(index_path.read_text())
-    if index.get("_class_name") != ConditionalDDPMPipeline.__name__:
-        raise ValueError(f"{index_path} is a {index.get('_class_name')}, not a {ConditionalDDPMPipeline.__name__}")
-    index.update(_sampling_settings(guidance_scale, sampler, num_inference_steps))
-    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    return index
-
-
 def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
     """``ConditionalDDPMPipeline.from_pretrained`` on a local folder, with clear errors."""
     path = Path(path)
@@ -223,13 +175,33 @@ def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
         diffusers_logging.enable_progress_bar()
 
 
-def to_numpy_images(images) -> np.ndarray:
-    """PIL images, a ``(B, H, W, 3)`` array or a ``(B, 3, H, W)`` tensor -> ``(B, H, W, 3)`` floats."""
+def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.ndarray:
+    """PIL images, a (B, H, W, 3) array or a (B, 3, H, W) tensor -> (B, H, W, 3) floats in [0, 1].
+
+    PIL images and uint8 arrays are read as 0..255; anything else is rescaled from ``value_range``.
+    """
+    images = [images] if hasattr(images, "convert") else images  # one PIL image
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("no images given")
+        if hasattr(images[0], "convert"):  # PIL images
+            return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
+        return np.concatenate([to_numpy_images(im, value_range) for im in images])
     if isinstance(images, torch.Tensor):
-        return images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
-    if isinstance(images, np.ndarray):
-        return images
-    return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images])
+        images = images.detach().cpu().float().numpy()
+    x = np.asarray(images)
+    if x.ndim == 3:  # one image
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (B, H, W, 3) or (B, 3, H, W), got {x.shape}")
+    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):  # channels first -> channels last
+        x = x.transpose(0, 2, 3, 1)
+    if x.shape[-1] == 1:  # grayscale -> RGB
+        x = np.repeat(x, 3, axis=-1)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    lo, hi = value_range
+    return np.clip((x.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)  # (B, H, W, 3)
 
 
 def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):

@@ -14,43 +14,15 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .pipeline import to_numpy_images
+
 CAPTION_FONTSIZE = 6.5
 LINE_INCHES = CAPTION_FONTSIZE * 1.3 / 72  # height of one caption line
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: images of any form -> numpy, a grid of square image axes, caption wrapping
+# Helpers: a grid of square image axes, caption wrapping
 # ---------------------------------------------------------------------------------------------
-
-def _to_numpy(images, value_range: tuple[float, float] = (0, 1)) -> np.ndarray:
-    """PIL images, a (B, H, W, 3) array or a (B, 3, H, W) tensor -> (B, H, W, 3) floats in [0, 1].
-
-    PIL images and uint8 arrays are read as 0..255; anything else is rescaled from ``value_range``.
-    """
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError("no images to plot")
-        if hasattr(images[0], "convert"):  # PIL images
-            return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
-        return np.concatenate([_to_numpy(im, value_range) for im in images])
-    if hasattr(images, "convert"):  # one PIL image
-        return _to_numpy([images])
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().float().numpy()
-    x = np.asarray(images)
-    if x.ndim == 3:  # one image
-        x = x[None]
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (B, H, W, 3) or (B, 3, H, W), got {x.shape}")
-    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):  # channels first -> channels last
-        x = x.transpose(0, 2, 3, 1)
-    if x.shape[-1] == 1:  # grayscale -> RGB
-        x = np.repeat(x, 3, axis=-1)
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    lo, hi = value_range
-    return np.clip((x.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)  # (B, H, W, 3)
-
 
 def _grid_figure(
     nrows: int, ncols: int, scale: float, below: float = 0.0, left: float = 0.0, top: float = 0.0,
@@ -106,7 +78,7 @@ def image_grid(
     scale: float = 1.2,
 ) -> Figure:
     """A grid of images, ``ncols`` per row, each with an optional wrapped caption beneath."""
-    x = _to_numpy(images)  # (B, H, W, 3)
+    x = to_numpy_images(images)  # (B, H, W, 3)
     n = len(x)
     if captions is not None and len(captions) != n:
         raise ValueError(f"got {n} images but {len(captions)} captions")
@@ -132,7 +104,7 @@ def label_rows(
     images, row_labels: Sequence[str], ncols: int, title: str | None = None, scale: float = 1.0,
 ) -> Figure:
     """One row per label, ``ncols`` images each, label text on the left; images row-major."""
-    x = _to_numpy(images)  # (rows * ncols, H, W, 3)
+    x = to_numpy_images(images)  # (rows * ncols, H, W, 3)
     nrows = len(row_labels)
     if len(x) != nrows * ncols:
         raise ValueError(f"got {len(x)} images, expected {nrows} rows x {ncols} columns = {nrows * ncols}")
@@ -155,7 +127,7 @@ def trajectory_strip(
     """The sampling trajectory: one row per image of the batch, one column per timestep."""
     if len(frames) != len(timesteps):
         raise ValueError(f"got {len(frames)} frames but {len(timesteps)} timesteps")
-    columns = [_to_numpy(f, value_range) for f in frames]  # T x (B, H, W, 3)
+    columns = [to_numpy_images(f, value_range) for f in frames]  # T x (B, H, W, 3)
     nrows, ncols = len(columns[0]), len(columns)
     top = (0.35 if title else 0.0) + 0.2  # title, then the column titles
     fig, axes = _grid_figure(nrows, ncols, scale, top=top)
@@ -182,7 +154,7 @@ def noised_strip(
     for r, name in enumerate(names):
         for c, t in enumerate(timesteps):
             xt = schedulers[name].add_noise(x0, noise, torch.tensor([int(t)]))  # (1, 3, H, W)
-            axes[r, c].imshow(_to_numpy(xt, (-1, 1))[0], interpolation="nearest")
+            axes[r, c].imshow(to_numpy_images(xt, (-1, 1))[0], interpolation="nearest")
             if r == 0:
                 axes[r, c].set_title(f"t={int(t)}", fontsize=8, pad=3)
         axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center",
@@ -195,7 +167,7 @@ def guidance_sweep(
     value_range: tuple[float, float] = (0, 1), scale: float = 1.0,
 ) -> Figure:
     """One row per guidance scale ("w = 2.0"), the same prompts across; captions head the columns."""
-    rows = {w: _to_numpy(images, value_range) for w, images in images_per_scale.items()}
+    rows = {w: to_numpy_images(images, value_range) for w, images in images_per_scale.items()}
     ncols = max(len(x) for x in rows.values())
     if captions is not None and len(captions) != ncols:
         raise ValueError(f"got {ncols} columns but {len(captions)} captions")

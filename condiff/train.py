@@ -12,10 +12,11 @@ The same code runs on a CPU, one GPU or several (``accelerate launch -m condiff 
 
 Everything random is drawn from ``(seed, step, process)``, so a run is reproducible and a
 resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_every`` steps
-the output folder gets ``checkpoint.pt`` (written to a temp file, then renamed), the EMA
-weights as a diffusers pipeline, and ``history.json`` (the loss curve notebooks plot). With
+the output folder gets ``checkpoint-NNNNNN/`` (Accelerate's ``save_state``, written to a temporary
+folder, then renamed), the EMA weights as a diffusers pipeline (written by the save hook), and
+``history.json`` (the loss curve notebooks plot). With
 ``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
-``condiff.benchmark.training_curve`` scores to plot accuracy against training time.
+``condiff.tools.benchmark.training_curve`` scores to plot accuracy against training time.
 
 The renderer draws about 2,700 scenes/s per CPU core, slower than a GPU trains this UNet, so on
 a GPU ``num_workers`` processes render the next batches while it trains on this one (same batches,
@@ -26,11 +27,10 @@ from __future__ import annotations
 import copy
 import json
 import os
-import platform
 import shutil
-import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -45,35 +45,13 @@ from .data.scenes import ProceduralScenes
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
+from .runinfo import git_commit, hardware
 
 
 def default_data(recipe: Recipe) -> ProceduralScenes:
     """Fresh procedural scenes; the new_test combinations never appear."""
     return ProceduralScenes(size=recipe.image_size, max_objects=recipe.max_objects,
                             exclude=held_out_combinations(), seed=recipe.seed)
-
-
-def make_noise_scheduler(recipe: Recipe) -> DDPMScheduler:
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def git_commit() -> str:
-    """The commit of this code: ``CONDIFF_COMMIT`` if set (copies whose .git may be stale), else git's."""
-    if os.environ.get("CONDIFF_COMMIT"):
-        return os.environ["CONDIFF_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-        commit = out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return commit or "unknown"
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -89,15 +67,52 @@ class _Batches(torch.utils.data.Dataset):
         return self.data.batch(self.start + i, self.batch_size, self.rank)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+class RunState(SimpleNamespace):
+    """The run's progress (``step``, ``history``, ``seconds``), checkpointed with the weights by Accelerate."""
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest whole checkpoint in ``output_dir``: a ``checkpoint-NNNNNN`` folder (never a ``.tmp`` one)."""
+    done = sorted(Path(output_dir).glob("checkpoint-" + "[0-9]" * 6))
+    return done[-1] if done else None
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
+    """``accelerator.save_state`` into a temporary folder, renamed into place; then older checkpoints go.
+
+    Every process calls it (each writes its RNG state). A kill at any moment leaves a whole checkpoint
+    (this one or the one before) and at most leftovers that the next save clears.
+    """
+    final = output_dir / f"checkpoint-{step:06d}"
+    tmp, aside = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
+    accelerator.save_state(tmp, safe_serialization=False)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # a --fresh run at a step that the old run had saved
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+        os.replace(tmp, final)
+        for old in output_dir.glob("checkpoint-*"):
+            if old != final:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(temporary path)``, then rename it to ``path``: a reader never sees a half-written file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -113,15 +128,17 @@ def train(
     num_workers: int = 0,
     snapshot_every: int = 0,
     note: str | None = None,
+    command: str | None = None,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
     ``data`` is anything with ``batch(step, batch_size, rank)`` (default: procedural scenes).
-    ``resume`` continues from ``output_dir/checkpoint.pt`` when it exists. ``stop_after`` ends
+    ``resume`` continues from the newest ``output_dir/checkpoint-NNNNNN`` when there is one. ``stop_after`` ends
     this call after that many steps (the run can be resumed later), for time-boxed sessions.
     ``num_workers`` renders batches in that many background processes; ``snapshot_every`` keeps
     the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
-    was shared, say) goes into ``training.json`` and the weights card.
+    was shared, say) and ``command`` (the command line that reproduces the run; the CLI passes its
+    own) go into ``training.json`` and the weights card.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
@@ -145,7 +162,7 @@ def train(
     )
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)
-    noise_scheduler = make_noise_scheduler(recipe)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
     trainable = [m for m in (unet, encoder) if m is not None]
     params = [p for m in trainable for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
@@ -153,29 +170,29 @@ def train(
     ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
-    # 2. Resume.
-    output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = output_dir / "checkpoint.pt"
-    start, history, seconds = 0, [], 0.0
-    if resume and ckpt_path.exists():
-        try:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            for module, key in zip(trainable, ("model_0", "model_1")):
-                module.load_state_dict(state[key])
-        except Exception as error:
-            raise OSError(f"cannot resume from {ckpt_path}: it is corrupted or from another recipe ({error})") \
-                from error
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        ema.load_state_dict(state["ema"])
-        start, history, seconds = state["step"], state["history"], state["seconds"]
+    # 2. Accelerate wraps the models and the optimiser; the EMA, the LR schedule (ours: one step per
+    #    optimiser step) and the run's progress are registered, so save_state / load_state cover them
+    #    all, and its save hook writes the EMA weights as a pipeline beside the checkpoint.
+    *models, optimizer = accelerator.prepare(*trainable, optimizer)
+    run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
+    run = RunState(step=0, history=[], seconds=0.0)  # optimiser steps done, losses, training seconds
+    accelerator.register_for_checkpointing(ema, lr_schedule, run)
 
-    models = accelerator.prepare(*trainable)
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    optimizer = accelerator.prepare(optimizer)  # the LR schedule is ours: one step per optimiser step
-    run_unet = models[0]
-    run_encoder = models[1] if len(models) > 1 else None
+    def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
+        if accelerator.is_main_process:
+            save_ema_pipeline(output_dir, trainable, ema, noise_scheduler)
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = latest_checkpoint(output_dir) if resume else None
+    if checkpoint is not None:
+        try:
+            accelerator.load_state(checkpoint)
+        except Exception as error:
+            raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
+                from error
     ema.to(accelerator.device)
+    start = run.step
 
     # 3. The loop.
     rank, device = accelerator.process_index, accelerator.device
@@ -211,17 +228,17 @@ def train(
         ema.step(params)
 
         mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-        history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
-                        "seconds": round(seconds + time.perf_counter() - tick, 2)})  # training time so far
+        run.history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
+                            "seconds": round(run.seconds + time.perf_counter() - tick, 2)})  # training time so far
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
-            seconds += time.perf_counter() - tick
+            run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
             tick = time.perf_counter()
+            save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
             if accelerator.is_main_process:
-                _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step + 1, history, seconds,
-                      noise_scheduler, encoder, accelerator.num_processes, commit, note)
-                if snapshot_every and (step + 1) % snapshot_every == 0:
-                    _snapshot(output_dir, step + 1)
+                _write_records(output_dir, recipe, run, trainable, accelerator.num_processes, commit, note, command)
+                if snapshot_every and run.step % snapshot_every == 0:
+                    _snapshot(output_dir, run.step)
             accelerator.wait_for_everyone()
     bar.close()
     return json.loads((output_dir / "training.json").read_text())
@@ -229,17 +246,13 @@ def train(
 
 def diffusion_loss(pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noise_scheduler: DDPMScheduler,
                    snr_gamma: float | None = None) -> torch.Tensor:
-    """MSE between predicted and true noise ``(B, 3, H, W)``; with ``snr_gamma``, Min-SNR-gamma weighted.
-
-    Min-SNR (Hang et al. 2023) weights each image by ``min(SNR(t), gamma) / SNR(t)``, so the easy,
-    nearly noise-free timesteps stop dominating the gradient.
-    """
+    """MSE of the noise prediction ``(B, 3, H, W)``; with ``snr_gamma``, each image weighted by
+    ``min(SNR(t), gamma) / SNR(t)`` (Min-SNR, Hang et al. 2023): the easy, nearly clean steps count less."""
     if snr_gamma is None:
-        return F.mse_loss(pred.float(), noise.float())
+        return F.mse_loss(pred.float(), noise)
     snr = compute_snr(noise_scheduler, t)  # (B,)
-    weights = snr.clamp(max=snr_gamma) / snr  # epsilon prediction
-    per_image = F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))  # (B,)
-    return (per_image * weights).mean()
+    per_image = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    return (per_image * snr.clamp(max=snr_gamma) / snr).mean()
 
 
 def _snapshot(output_dir: Path, step: int) -> None:
@@ -249,31 +262,28 @@ def _snapshot(output_dir: Path, step: int) -> None:
                     ignore=lambda folder, names: [n for n in names if n == "snapshots" or n.startswith("checkpoint")])
 
 
-def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, history, seconds,
-          noise_scheduler, encoder, num_processes, commit, note=None) -> None:
-    """Checkpoint (atomic), EMA pipeline, loss history and run summary."""
-    state = {f"model_{i}": m.state_dict() for i, m in enumerate(trainable)}
-    state.update(optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(), ema=ema.state_dict(),
-                 step=step, history=history, seconds=seconds, recipe=recipe.to_dict())
-    _atomic_save(state, output_dir / "checkpoint.pt")
+def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_scheduler) -> None:
+    """The EMA weights as a pipeline anyone can load, written from copies: training's modules stay as they are.
 
-    # The EMA weights, as a pipeline anyone can load: swap them in, save, swap back.
-    params = [p for m in trainable for p in m.parameters()]
-    ema.store(params)
-    ema.copy_to(params)
-    # A contiguous copy: converting the training UNet in place would change its layout mid-run, so a
-    # resumed run (channels_last again) would drift from an uninterrupted one, and DDP's buckets break.
-    unet = copy.deepcopy(trainable[0]).to(memory_format=torch.contiguous_format)
+    The copied UNet is made contiguous: converting the training UNet in place would change its layout
+    mid-run, so a resumed run (channels_last again) would drift from an uninterrupted one, and DDP's
+    buckets would break.
+    """
+    copies = [copy.deepcopy(m) for m in trainable]
+    ema.copy_to([p for m in copies for p in m.parameters()])
+    unet, encoder = copies[0].to(memory_format=torch.contiguous_format), (copies[1:] or [None])[0]
     ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
-    ema.restore(params)
 
-    _atomic_write_text(json.dumps(history) + "\n", output_dir / "history.json")
+
+def _write_records(output_dir, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:
+    """The loss history and the run's summary, each written whole."""
+    history = run.history
+    _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
     summary = {
         "recipe": recipe.to_dict(),
-        "command": recipe.command(),
-        "steps": step,
-        "images_seen": step * recipe.batch_size * num_processes,
-        "train_seconds": round(seconds, 1),
+        "steps": run.step,
+        "images_seen": run.step * recipe.batch_size * num_processes,
+        "train_seconds": round(run.seconds, 1),
         "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
         "parameters": count_parameters(*trainable),
         "hardware": hardware(),
@@ -282,6 +292,8 @@ def _save(output_dir, recipe, trainable, optimizer, lr_schedule, ema, step, hist
         "torch": torch.__version__,
         "seed": recipe.seed,
     }
+    if command:
+        summary["command"] = command
     if note:
         summary["note"] = note
-    _atomic_write_text(json.dumps(summary, indent=1) + "\n", output_dir / "training.json")
+    _atomic_write(output_dir / "training.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))

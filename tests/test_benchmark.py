@@ -1,4 +1,6 @@
-from condiff.benchmark import report, training_throughput
+from tiny import TINY
+
+from condiff.tools.benchmark import report, training_throughput
 
 
 def test_training_throughput_compares_both_steps():
@@ -13,16 +15,15 @@ def test_quick_report_has_both_tables():
 
 
 def _tiny_run(tmp_path):
-    from condiff.recipes import get_recipe
     from condiff.train import train
 
-    tiny = get_recipe("tiny")
+    tiny = TINY
     train(tiny, tmp_path / "runs" / "time_sum", progress=False, snapshot_every=tiny.checkpoint_every)
     return tmp_path / "runs", tiny
 
 
 def test_training_curve_scores_every_snapshot(tmp_path):
-    from condiff.benchmark import training_curve
+    from condiff.tools.benchmark import training_curve
 
     runs, tiny = _tiny_run(tmp_path)
     rows = training_curve(runs / "time_sum", steps=2, limit=2)
@@ -33,7 +34,7 @@ def test_training_curve_scores_every_snapshot(tmp_path):
 
 
 def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
-    from condiff.benchmark import sampler_table
+    from condiff.tools.benchmark import sampler_table
 
     runs, _ = _tiny_run(tmp_path)
     saved = []

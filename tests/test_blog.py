@@ -1,4 +1,4 @@
-"""``condiff.blog``: notebooks to Markdown posts with front matter, figures as files, the Colab set-up cell left out.
+"""``condiff.tools.blog``: notebooks to Markdown posts with front matter, figures as files, no Colab set-up cell.
 
 Most tests export a small notebook built here with nbformat (a real PNG output drawn by matplotlib), so
 they need neither the shipped notebooks nor their execution. The last one exports notebook 01 if it
@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from condiff.blog import BASE_TAGS, export_all, export_post
-from condiff.cli import main
+from condiff.__main__ import main
+from condiff.tools.blog import BASE_TAGS, export_all, export_post
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NOTEBOOKS_DIR = Path(os.environ.get("CONDIFF_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"))

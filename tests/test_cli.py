@@ -1,6 +1,6 @@
 """``python -m condiff``: help for every command, sample and evaluate on a tiny pipeline, exit code 2 on bad input.
 
-The commands run in-process through ``condiff.cli.main`` (no interpreter start-up per test), on the
+The commands run in-process through ``condiff.__main__.main`` (no interpreter start-up per test), on the
 ``tiny_pipeline_dir`` and ``evaluator_dir`` fixtures of conftest.py, so nothing here needs the
 shipped weights.
 """
@@ -11,9 +11,11 @@ import re
 
 import pytest
 import torch
+from tiny import TINY
 
-from condiff.cli import main
+from condiff.__main__ import main
 from condiff.data.labels import OBJECTS
+from condiff.recipes import RECIPES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -46,13 +48,16 @@ def test_help(argv, capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m condiff")
     assert " ".join(["python -m condiff", *argv]) in out.splitlines()[0]
-    if not argv:
-        assert all(command in out for command in ("train", "sample", "evaluate"))
+    if not argv:  # every command, in the usage line and in the description
+        commands = ("train", "sample", "evaluate", "results", "cards", "benchmark", "blog", "tutorial")
+        usage = out.split("\n\n")[0]
+        assert all(command in usage for command in commands), usage
+        assert all(f"python -m condiff {command}" in out for command in commands), out
     if argv == ["train"]:
-        assert "tiny" in out and "--max-steps" in out and "--fresh" in out
+        assert "time_sum_cosine" in out and "--max-steps" in out and "--fresh" in out
     if argv in (["sample"], ["evaluate"]):
         assert "--weights" in out and "--labels-file" in out
-        assert "store in model_index.json" in " ".join(out.split())  # the defaults come from the weights
+        assert "default: the best w the weights store" in " ".join(out.split())
 
 
 def test_no_command_is_a_usage_error(capsys):
@@ -167,20 +172,36 @@ def test_unknown_split(tiny_pipeline_dir, evaluator_dir, capsys):
 
 
 def test_unknown_recipe_and_scheduler_are_usage_errors(tiny_pipeline_dir, capsys):
-    check_error(["train", "nosuch"], capsys, "invalid choice", "tiny")
+    check_error(["train", "nosuch"], capsys, "invalid choice", "time_sum")
     check_error(["sample", "--weights", tiny_pipeline_dir, "--scheduler", "euler"], capsys, "invalid choice", "ddim")
 
 
-def test_train_with_a_corrupted_checkpoint(tmp_path, capsys):
-    ckpt = tmp_path / "checkpoint.pt"
-    ckpt.write_bytes(b"not a checkpoint")
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    """The tests' tiny recipe in the registry, for this test only: ``train tiny`` runs in seconds."""
+    monkeypatch.setitem(RECIPES, TINY.name, TINY)
+
+
+def test_train_records_the_command_that_repeats_it(tiny_recipe, tmp_path):
+    assert exit_code(["train", "tiny", "--out", tmp_path, "--max-steps", 2, "--batch-size", 4,
+                      "--stop-after", 1]) == 0
+    assert exit_code(["train", "tiny", "--out", tmp_path, "--max-steps", 2, "--batch-size", 4]) == 0  # resumes
+    summary = json.loads((tmp_path / "training.json").read_text())
+    assert summary["steps"] == 2 and summary["images_seen"] == 8
+    assert summary["command"] == "python -m condiff train tiny --max-steps 2 --batch-size 4"
+
+
+def test_train_with_a_corrupted_checkpoint(tiny_recipe, tmp_path, capsys):
+    ckpt = tmp_path / "checkpoint-000002"
+    ckpt.mkdir()
+    (ckpt / "pytorch_model.bin").write_bytes(b"not a checkpoint")
     check_error(["train", "tiny", "--out", tmp_path], capsys, "error: cannot resume from", str(ckpt))
 
 
 def test_evaluate_defaults_to_the_stored_guidance_and_sampler(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys):
     import shutil
 
-    from condiff.pipeline import store_sampling
+    from condiff.tools.cards import store_sampling
 
     weights = tmp_path / "weights"
     shutil.copytree(tiny_pipeline_dir, weights)

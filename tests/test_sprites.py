@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import write_sprites_fixture
 
 from condiff.data.sprites import (
     IMAGES_FILE,
@@ -11,7 +12,6 @@ from condiff.data.sprites import (
     SPRITE_CLASSES,
     SpritesData,
     load_sprites,
-    write_sprites_fixture,
 )
 
 

@@ -1,7 +1,7 @@
 """The training loop: reproducible, resumable (even after a kill), clear on bad checkpoints, and DDP-ready.
 
-Every test uses the ``tiny`` recipe (16x16 scenes, a 47k-parameter UNet, 4 steps, a checkpoint every
-2 steps) and trains on the CPU in about a second.
+Every test uses the tests' ``tiny`` recipe (tests/tiny.py: 16x16 scenes, a 47k-parameter UNet, 4 steps,
+a checkpoint every 2 steps) and trains on the CPU in about a second.
 
 On the CPU a run is bit-for-bit reproducible: everything random is drawn from ``(seed, step, rank)``
 and the kernels are deterministic for a given thread count. So the tests below compare loss
@@ -25,18 +25,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY
 
 from condiff.pipeline import load_pipeline
-from condiff.recipes import get_recipe
-from condiff.train import train
+from condiff.train import latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = get_recipe("tiny")
+TINY_CLI = [sys.executable, str(Path(__file__).with_name("tiny.py"))]  # `python -m condiff` that knows "tiny"
 
 
 def run(out, **kwargs) -> dict:
-    """``train("tiny", out)`` without a progress bar; returns the summary (training.json)."""
-    return train("tiny", out, progress=False, **kwargs)
+    """``train(TINY, out)`` without a progress bar; returns the summary (training.json)."""
+    return train(TINY, out, progress=False, **kwargs)
 
 
 def without_clock(history: list[dict]) -> list[dict]:
@@ -49,17 +49,28 @@ def history(out) -> list[dict]:
 
 
 def checkpoint(out) -> dict:
-    return torch.load(Path(out) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    """The newest checkpoint folder, read as Accelerate's ``save_state`` wrote it."""
+    folder = latest_checkpoint(Path(out))
+    assert folder is not None, f"no checkpoint in {out}"
+
+    def load(name):
+        return torch.load(folder / name, map_location="cpu", weights_only=False)
+
+    ema, lr_schedule, run_state = (load(f"custom_checkpoint_{i}.pkl") for i in range(3))  # registration order
+    models = [load(p.name) for p in sorted(folder.glob("pytorch_model*.bin"))]  # the UNet, then the encoder
+    return {"models": models, "optimizer": load("optimizer.bin"), "ema": ema, "lr_schedule": lr_schedule,
+            **run_state}
 
 
 def assert_same_state(a: dict, b: dict) -> None:
     """Two checkpoints hold exactly the same weights, optimiser moments, EMA and history."""
     assert a["step"] == b["step"]
     assert without_clock(a["history"]) == without_clock(b["history"])
-    for key in ("model_0", "model_1"):
-        assert a[key].keys() == b[key].keys()
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    assert len(a["models"]) == len(b["models"]) == 2  # time_sum: UNet and label encoder
+    for i, (x, y) in enumerate(zip(a["models"], b["models"])):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert torch.equal(x[name], y[name]), f"model {i}: {name} differs"
     for i, state in a["optimizer"]["state"].items():
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state[name], b["optimizer"]["state"][i][name]), f"optimizer {i}.{name} differs"
@@ -71,8 +82,9 @@ def assert_same_state(a: dict, b: dict) -> None:
 
 def child_env(**extra) -> dict:
     """The environment for a training subprocess: one thread, CPU only, no stray accelerate config."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1", **extra)
-    return env
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)  # this checkout's condiff
+    return dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1", PYTHONPATH=path,
+                **extra)
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +124,7 @@ def test_another_seed_gives_another_run(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_after):
     part = run(tmp_path / "a", stop_after=stop_after)
     assert part["steps"] == stop_after and len(history(tmp_path / "a")) == stop_after
-    resumed = run(tmp_path / "a")  # picks up checkpoint.pt
+    resumed = run(tmp_path / "a")  # picks up the checkpoint
     straight = run(tmp_path / "b")
     assert history(tmp_path / "a") == history(tmp_path / "b")  # steps, losses and learning rates
     assert resumed["steps"] == straight["steps"] == TINY.max_steps
@@ -136,22 +148,22 @@ def test_fresh_run_ignores_the_checkpoint(tmp_path):
 
 
 def test_killed_run_resumes_and_finishes(tmp_path):
-    """SIGKILL a ``python -m condiff train`` subprocess after its first checkpoint; resuming finishes the run.
+    """SIGKILL a ``python -m condiff train`` subprocess (tests/tiny.py) after its first checkpoint; resuming finishes.
 
-    The checkpoint is written to a temp file and renamed, so whenever the kill lands, ``checkpoint.pt``
-    is a whole checkpoint. The resumed run (in-process, one thread like the subprocess) must end
-    where an uninterrupted run ends.
+    The checkpoint is written to a temporary folder and renamed, so whenever the kill lands, the newest
+    ``checkpoint-NNNNNN`` folder is a whole checkpoint. The resumed run (in-process, one thread like the
+    subprocess) must end where an uninterrupted run ends.
     """
     steps = 20  # >1 s of training left after the first checkpoint: still running when killed 0.1 s later
     out = tmp_path / "run"
     log = (tmp_path / "train.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "condiff", "train", "tiny", "--out", str(out), "--max-steps", str(steps)],
+        [*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", str(steps)],
         cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 90
-        while not (out / "checkpoint.pt").exists():
+        while latest_checkpoint(out) is None:
             assert proc.poll() is None, f"training exited early:\n{(tmp_path / 'train.log').read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no checkpoint after 90 s"
             time.sleep(0.02)
@@ -185,40 +197,57 @@ def test_killed_run_resumes_and_finishes(tmp_path):
 # Bad checkpoints
 # ---------------------------------------------------------------------------------------------
 
-def _garbage(path: Path) -> None:
-    path.write_bytes(b"this is not a checkpoint \x00\xff" * 64)
+def _garbage(folder: Path) -> None:
+    (folder / "pytorch_model.bin").write_bytes(b"this is not a checkpoint \x00\xff" * 64)
 
 
-def _empty(path: Path) -> None:
-    path.write_bytes(b"")
+def _empty(folder: Path) -> None:
+    (folder / "optimizer.bin").write_bytes(b"")
 
 
-def _truncated(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+def _truncated(folder: Path) -> None:
+    data = (folder / "custom_checkpoint_0.pkl").read_bytes()  # the EMA
+    (folder / "custom_checkpoint_0.pkl").write_bytes(data[: len(data) // 2])
 
 
-def _other_model(path: Path) -> None:
-    state = torch.load(path, weights_only=False)
-    state["model_0"] = {"conv_in.weight": torch.zeros(4, 3, 3, 3)}  # a checkpoint of another UNet
-    torch.save(state, path)
+def _missing(folder: Path) -> None:
+    (folder / "custom_checkpoint_2.pkl").unlink()  # the run's step and history
 
 
-@pytest.mark.parametrize("damage", [_garbage, _empty, _truncated, _other_model], ids=lambda f: f.__name__[1:])
+def _other_model(folder: Path) -> None:
+    torch.save({"conv_in.weight": torch.zeros(4, 3, 3, 3)}, folder / "pytorch_model.bin")  # another UNet's weights
+
+
+@pytest.mark.parametrize("damage", [_garbage, _empty, _truncated, _missing, _other_model],
+                         ids=lambda f: f.__name__[1:])
 def test_corrupted_checkpoint_gives_a_clear_error(tmp_path, damage):
     run(tmp_path, stop_after=2)
-    ckpt = tmp_path / "checkpoint.pt"
-    damage(ckpt)
-    damaged = ckpt.read_bytes()
+    folder = latest_checkpoint(tmp_path)
+    damage(folder)
+    damaged = {p.name: p.read_bytes() for p in folder.iterdir()}
     with pytest.raises(OSError) as error:
         run(tmp_path)
-    assert str(ckpt) in str(error.value)
+    assert str(folder) in str(error.value)
     assert "cannot resume" in str(error.value)
-    assert ckpt.read_bytes() == damaged  # a failed resume leaves the evidence alone
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == damaged  # a failed resume leaves the evidence alone
 
     summary = run(tmp_path, resume=False)  # --fresh starts over
     assert summary["steps"] == TINY.max_steps
+    assert [p.name for p in tmp_path.glob("checkpoint*")] == [f"checkpoint-{TINY.max_steps:06d}"]
     checkpoint(tmp_path)
+
+
+def test_leftovers_of_a_killed_save_are_ignored_then_cleared(tmp_path):
+    """A kill during a save leaves a ``.tmp`` (or ``.old``) folder: resuming ignores it, the next save clears it."""
+    run(tmp_path / "a", stop_after=2)
+    for leftover in ("checkpoint-000004.tmp", "checkpoint-000002.old"):
+        (tmp_path / "a" / leftover).mkdir()
+        (tmp_path / "a" / leftover / "pytorch_model.bin").write_bytes(b"half a checkpoint")
+    assert latest_checkpoint(tmp_path / "a").name == "checkpoint-000002"
+    run(tmp_path / "a")
+    run(tmp_path / "b")
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert [p.name for p in (tmp_path / "a").glob("checkpoint*")] == ["checkpoint-000004"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,20 +268,21 @@ def test_output_folder_is_a_loadable_pipeline_with_a_summary(tmp_path):
     shadow = state["ema"]["shadow_params"]
     assert len(saved) == len(shadow)
     assert all(torch.equal(p.detach(), s) for p, s in zip(saved, shadow))
-    raw = state["model_0"]
+    raw = state["models"][0]
     assert not all(torch.equal(w, raw[name]) for name, w in pipe.unet.state_dict().items())
 
     summary = json.loads((tmp_path / "training.json").read_text())
-    for key in ("steps", "images_seen", "train_seconds", "hardware", "commit", "seed", "command"):
+    for key in ("steps", "images_seen", "train_seconds", "hardware", "commit", "seed"):
         assert key in summary, key
     assert summary["steps"] == TINY.max_steps
     assert summary["images_seen"] == TINY.max_steps * TINY.batch_size
     assert summary["processes"] == 1
     assert summary["seed"] == TINY.seed
     assert summary["train_seconds"] >= 0
-    assert summary["command"].startswith("python -m condiff train tiny")
+    assert "command" not in summary  # train() called from Python: the CLI passes its command line
     assert summary["recipe"]["name"] == "tiny"
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files behind
+    assert [p.name for p in tmp_path.glob("checkpoint*")] == [f"checkpoint-{TINY.max_steps:06d}"]  # the last only
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,13 +308,14 @@ def test_two_process_cpu_accelerate_launch(tmp_path):
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
         "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
         "--main_process_port", str(_free_port()),
-        "-m", "condiff", "train", "tiny", "--out", str(out), "--fresh",
+        *TINY_CLI[1:], "train", "tiny", "--out", str(out), "--fresh",
     ]
     env = child_env(HF_HOME=str(tmp_path / "hf_home"))  # no default_config.yaml from the user's cache
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "training.json").read_text())
     assert summary["processes"] == 2
+    assert summary["command"] == f"python -m condiff train tiny --max-steps {TINY.max_steps}"
     assert summary["steps"] == TINY.max_steps
     assert summary["images_seen"] == summary["steps"] * TINY.batch_size * 2
     assert [h["step"] for h in history(out)] == list(range(1, TINY.max_steps + 1))
@@ -316,14 +347,6 @@ def test_snapshot_every_must_fall_on_checkpoints(tmp_path):
         train(TINY, tmp_path, progress=False, snapshot_every=TINY.checkpoint_every + 1)
 
 
-def test_recipe_command_names_every_change():
-    from condiff.recipes import get_recipe
-
-    recipe = get_recipe("time_sum").with_overrides(max_steps=500, batch_size=128, learning_rate=2e-3)
-    assert recipe.command() == "python -m condiff train time_sum --max-steps 500 --batch-size 128 --learning-rate 0.002"
-    assert get_recipe("concat").command() == "python -m condiff train concat --max-steps 2100"
-
-
 def test_min_snr_weighting_down_weights_the_easy_timesteps():
     from condiff.train import diffusion_loss, make_noise_scheduler
 
@@ -340,7 +363,7 @@ def test_min_snr_weighting_down_weights_the_easy_timesteps():
 
 
 def test_a_variant_recipe_trains_and_loads(tmp_path):
-    recipe = TINY.variant("min_snr", "scale_shift", "attn16")
+    recipe = TINY.with_overrides(snr_gamma=5.0, time_scale_shift="scale_shift", attention_levels=2)
     summary = train(recipe, tmp_path, progress=False)
     assert summary["recipe"]["snr_gamma"] == 5.0 and summary["steps"] == TINY.max_steps
     pipe = load_pipeline(tmp_path)

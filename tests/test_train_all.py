@@ -13,9 +13,9 @@ import shutil
 import pytest
 import torch
 
-from condiff.cli import main
 from condiff.pipeline import load_pipeline
 from condiff.tools import train_all as driver
+from condiff.tools.cli import main
 
 FIVE = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
 
@@ -63,14 +63,14 @@ def test_archives_unpack_into_pipelines_with_their_best_guidance(quick_run, tmp_
 
 
 def test_ship_archive_fills_a_weights_folder(quick_run, tmp_path):
-    from condiff.results import weights_digest
+    from condiff.runinfo import weights_digest
 
     weights = tmp_path / "weights"
     weights.mkdir()
     shipped = driver.ship_archive(quick_run / "out", weights)
     assert sorted(shipped) == sorted(FIVE)
     samplers = json.loads((weights / "samplers.json").read_text())
-    assert samplers["digests"]["time_sum"] == weights_digest("time_sum", weights)
+    assert samplers["digests"]["time_sum"] == weights_digest(weights / "time_sum")
     assert set(json.loads((weights / "training_curves.json").read_text())["curves"]) == {"time_sum_cosine", "time_sum"}
     assert load_pipeline(weights / "concat").config.sampler == "ddim"
 
@@ -163,3 +163,55 @@ def test_help_names_the_budget_and_the_variants(capsys):
         main(["train-all", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert exit.value.code == 0 and "--budget-minutes" in out and "scale_shift, min_snr, wide, attn16" in out
+
+
+def test_a_calibrated_then_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    """train-all's calibration (a few steps inside the LR warm-up, planned max_steps unknown) loses nothing."""
+    from tiny import TINY
+
+    from condiff.train import train
+
+    def history(out):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in json.loads((out / "history.json").read_text())]
+
+    train(TINY.with_overrides(max_steps=100), tmp_path / "a", stop_after=1, progress=False)  # calibration
+    train(TINY, tmp_path / "a", progress=False)  # the planned 4 steps
+    train(TINY, tmp_path / "b", progress=False)
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+
+
+@pytest.mark.parametrize("variant", ["scale_shift", "min_snr", "wide", "attn16"])
+def test_each_variant_changes_one_thing(variant):
+    from dataclasses import asdict
+
+    from condiff.data.labels import to_label_batch
+    from condiff.models import build_models, predict_noise
+
+    base = driver.get_recipe("time_sum_cosine").with_overrides(image_size=16, block_out_channels=(8, 16))
+    changed = driver.variant(base, variant)
+    assert {k for k, v in asdict(changed).items() if asdict(base)[k] != v} == set(driver.VARIANTS[variant](base))
+    for mode in ("time_sum", "cross_attention"):
+        unet, encoder = build_models(mode, **changed.model_kwargs())
+        x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 500])
+        with torch.no_grad():
+            assert predict_noise(unet, encoder, x, t, to_label_batch(["red cube", "blue sphere"])).shape == x.shape
+    if variant == "attn16":
+        assert unet.config.down_block_types == ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    with pytest.raises(ValueError, match="unknown variant 'bigger'"):
+        driver.variant(base, "bigger")
+
+
+def test_store_sampling_rewrites_model_index_only(tmp_path, tiny_pipeline_dir):
+    shutil.copytree(tiny_pipeline_dir, tmp_path, dirs_exist_ok=True)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "model_index.json"}
+    driver.store_sampling(tmp_path, 3.0, "ddim", 25)
+    assert {p: p.read_bytes() for p in before} == before
+    loaded = load_pipeline(tmp_path)
+    assert (loaded.config.guidance_scale, loaded.config.sampler, loaded.config.num_inference_steps) == (3.0, "ddim", 25)
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        driver.store_sampling(tmp_path, 3.0, "euler", 25)
+    with pytest.raises(ValueError, match="guidance_scale must be between 0 and 50"):
+        driver.store_sampling(tmp_path, -1, "ddim", 25)
+    with pytest.raises(FileNotFoundError, match="no pipeline at"):
+        driver.store_sampling(tmp_path / "nothing", 3.0)
+    assert load_pipeline(tmp_path).config.guidance_scale == 3.0  # a refused call changed nothing

@@ -7,20 +7,24 @@ import pytest
 
 from condiff import WEIGHTS_DIR
 from condiff.pipeline import load_pipeline
-from condiff.results import MODELS, cards_markdown, shipped_models, to_markdown, weights_digest
+from condiff.recipes import RECIPES
+from condiff.runinfo import weights_digest
+from condiff.tools.benchmark import samplers_markdown
+from condiff.tools.cards import card_names, cards_markdown, model_card
+from condiff.tools.results import best_guidance, shipped_models, to_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_every_notebook_model_is_shipped_as_small_safetensors():
-    assert shipped_models() == list(MODELS)
+    assert shipped_models() == list(RECIPES)
     for path in WEIGHTS_DIR.rglob("*"):
         assert path.suffix not in {".bin", ".pt", ".pth", ".ckpt", ".pkl"}, f"{path}: no pickles in weights/"
         if path.is_file():
             assert path.stat().st_size < 20e6, f"{path} is over 20 MB"
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(RECIPES))
 def test_shipped_pipeline_loads_with_its_records(name):
     pipe = load_pipeline(WEIGHTS_DIR / name)
     info = json.loads((WEIGHTS_DIR / name / "training.json").read_text())
@@ -31,11 +35,16 @@ def test_shipped_pipeline_loads_with_its_records(name):
 
 def test_cards_are_up_to_date():
     assert (WEIGHTS_DIR / "README.md").read_text() == cards_markdown(), "run `python -m condiff cards`"
+    assert card_names() == [*RECIPES, "evaluator"]
+    for name in card_names():
+        card = model_card(name)
+        assert (WEIGHTS_DIR / name / "README.md").read_text() == card.content, f"{name}: run `python -m condiff cards`"
+        assert card.data.library_name == "diffusers" and card.text.strip() in cards_markdown()
 
 
 def test_results_were_measured_on_the_shipped_weights():
     results = json.loads((WEIGHTS_DIR / "results.json").read_text())
-    assert results["digests"] == {name: weights_digest(name) for name in shipped_models()}, \
+    assert results["digests"] == {name: weights_digest(WEIGHTS_DIR / name) for name in shipped_models()}, \
         "weights changed since the table was measured: run `python -m condiff results`"
     table = to_markdown(results["rows"])
     assert table in README.read_text(), "README's results table differs from weights/results.json"
@@ -44,10 +53,8 @@ def test_results_were_measured_on_the_shipped_weights():
 
 def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
     """weights/samplers.json (sampler comparison) belongs to these weights, and the README shows it."""
-    from condiff.results import samplers_markdown
-
     samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
-    assert samplers["digests"] == {name: weights_digest(name) for name in samplers["models"]}, \
+    assert samplers["digests"] == {name: weights_digest(WEIGHTS_DIR / name) for name in samplers["models"]}, \
         "weights changed since weights/samplers.json was measured: rerun `python -m condiff benchmark --samplers`"
     splits = ("test", "new_test", "single")
     for entry in samplers["models"].values():
@@ -58,8 +65,6 @@ def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
 
 
 def test_results_table_uses_each_models_best_guidance():
-    from condiff.results import best_guidance
-
     results = json.loads((WEIGHTS_DIR / "results.json").read_text())
     for name in shipped_models():
         scales = {r["guidance_scale"] for r in results["rows"] if r["model"] == name and "max_prob" not in r}
@@ -69,8 +74,6 @@ def test_results_table_uses_each_models_best_guidance():
 
 def test_shipped_models_store_their_best_guidance():
     """`python -m condiff cards --store-guidance` wrote samplers.json's best w into each model_index.json."""
-    from condiff.results import best_guidance
-
     samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
     for name in shipped_models():
         config = load_pipeline(WEIGHTS_DIR / name).config

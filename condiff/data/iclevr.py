@@ -11,21 +11,20 @@ An i-CLEVR folder holds:
 ``write_iclevr_folder`` renders the built-in scenes into that layout, and ``ICLEVRDataset`` reads
 either it or the real i-CLEVR folder (images resized to the model's size), so a reader who has
 the real data changes one path. The splits every score in this repository uses are committed
-in ``condiff/data/splits/``: ``test`` holds combinations seen in training, ``new_test``
-combinations that training never shows (``ProceduralScenes(exclude=...)`` leaves them out), and
-``single`` each of the 24 objects alone, twice (notebook 2).
+in ``condiff/data/splits/`` (drawn by ``condiff.tools.splits``): ``test`` holds combinations seen
+in training, ``new_test`` combinations that training never shows (``ProceduralScenes(exclude=...)``
+leaves them out), and ``single`` each of the 24 objects alone, twice (notebook 2).
 """
 from __future__ import annotations
 
 import json
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .labels import MAX_OBJECTS, OBJECT_TO_INDEX, OBJECTS, names_to_multihot
+from .labels import OBJECT_TO_INDEX, OBJECTS, names_to_multihot
 from .scenes import random_objects, render_scene, to_tensor
 
 SPLITS_DIR = Path(__file__).parent / "splits"
@@ -35,23 +34,6 @@ SPLITS = ("test", "new_test", "single")
 # ---------------------------------------------------------------------------------------------
 # The committed splits
 # ---------------------------------------------------------------------------------------------
-
-def make_splits(seed: int = 2024, num_cases: int = 64) -> dict[str, list[list[str]]]:
-    """Draw the evaluation splits (how ``splits/*.json`` were made; a test checks they match).
-
-    new_test: ``num_cases`` combinations of 2 or 3 objects, half of each, excluded from training.
-    test: ``num_cases`` scenes of 1-3 objects whose combinations training does show.
-    """
-    rng = np.random.default_rng(seed)
-    pairs = [list(c) for c in combinations(OBJECTS, 2)]
-    triples = [list(c) for c in combinations(OBJECTS, 3)]
-    new_test = [pairs[i] for i in rng.choice(len(pairs), num_cases // 2, replace=False)]
-    new_test += [triples[i] for i in rng.choice(len(triples), num_cases - num_cases // 2, replace=False)]
-    held_out = {frozenset(c) for c in new_test}
-    test = [random_objects(rng, MAX_OBJECTS, exclude=held_out) for _ in range(num_cases)]
-    single = [[name] for name in OBJECTS] * 2
-    return {"test": test, "new_test": new_test, "single": single}
-
 
 def load_split(split: str | Path) -> list[list[str]]:
     """A split by name (``test``, ``new_test``, ``single``) or a JSON file in ``test.json``'s format."""
@@ -162,9 +144,3 @@ class ICLEVRDataset(torch.utils.data.Dataset):
         index = np.random.default_rng([0, step, rank]).integers(0, len(self), batch_size)
         return self.images[index], self.labels[index]
 
-
-if __name__ == "__main__":  # regenerate the committed splits
-    SPLITS_DIR.mkdir(exist_ok=True)
-    for name, cases in make_splits().items():
-        (SPLITS_DIR / f"{name}.json").write_text(json.dumps(cases) + "\n")
-    (SPLITS_DIR / "objects.json").write_text(json.dumps(OBJECT_TO_INDEX, indent=1) + "\n")

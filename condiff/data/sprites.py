@@ -8,8 +8,7 @@ short course "How Diffusion Models Work"); condiff neither ships nor downloads t
   of ``SPRITE_CLASSES``.
 
 ``SpritesData`` serves them with the same ``batch(step, batch_size, rank)`` interface as
-``ProceduralScenes``, so the training code runs on either. ``write_sprites_fixture`` writes
-tiny random files in the same format, for tests and docs.
+``ProceduralScenes``, so the training code runs on either.
 """
 from __future__ import annotations
 
@@ -96,16 +95,3 @@ class SpritesData:
         rng = np.random.default_rng([self.seed, step, rank])
         index = torch.from_numpy(rng.integers(0, len(self.images), size=batch_size))  # (B,)
         return self.images[index], self.labels[index]
-
-
-def write_sprites_fixture(root: str | Path, n: int = 16, seed: int = 0) -> Path:
-    """Write ``n`` random sprites in the real files' format into ``root``; returns ``root``."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, SIZE, SIZE, 3), dtype=np.uint8)  # (n, 16, 16, 3)
-    classes = rng.integers(0, len(SPRITE_CLASSES), size=n)
-    labels = np.eye(len(SPRITE_CLASSES), dtype=np.float64)[classes]  # (n, 5) one-hot
-    np.save(root / IMAGES_FILE, images)
-    np.save(root / LABELS_FILE, labels)
-    return root

@@ -38,7 +38,7 @@ How the budget is spent, in order:
 Run folders and checkpoints stay in ``--work`` (default ``runs/train-all``): the same command run
 again on the same machine resumes (finished models are skipped, an interrupted one continues from
 its last checkpoint). ``--variants`` instead trains time_sum_cosine and each named variant of it
-(``condiff.recipes.VARIANTS``) for the same number of images and reports accuracy against images
+(``VARIANTS``) for the same number of images and reports accuracy against images
 (the recipe comparison of issue 8); ``--use-variants`` applies chosen variants to all five models.
 """
 from __future__ import annotations
@@ -54,15 +54,32 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from diffusers import DDPMScheduler
+from safetensors.torch import load_file, save_file
 
 from .. import WEIGHTS_DIR
-from ..recipes import VARIANTS, Recipe, get_recipe
+from ..evaluate import load_evaluator
+from ..models import build_models, predict_noise
+from ..pipeline import ConditionalDDPMPipeline
+from ..recipes import Recipe, get_recipe
+from ..runinfo import hardware, weights_digest
+from ..train import train
+from .benchmark import _score, sampler_table, training_curve
+from .cards import SHIPPED_FILES, ship, store_sampling
 
 MODELS = ("time_sum_cosine", "time_sum", "concat", "cross_attention", "unconditional")
+# Changes that the literature reports to speed up learning and binding, compared at equal images by
+# ``--variants`` (issue 8): each maps a recipe to the fields it changes.
+VARIANTS = {
+    "scale_shift": lambda r: {"time_scale_shift": "scale_shift"},  # adaptive group norm (Dhariwal & Nichol)
+    "min_snr": lambda r: {"snr_gamma": 5.0},  # Min-SNR-gamma weighting (Hang et al. 2023)
+    "wide": lambda r: {"block_out_channels": tuple(8 * round(c * 4 / 3 / 8) for c in r.block_out_channels)},
+    "attn16": lambda r: {"attention_levels": min(2, len(r.block_out_channels))},  # self-attention at 16x16 too
+}
 COMPARED = ("time_sum_cosine", "time_sum", "concat")  # one image count: notebooks 3 vs 4 vs 5
 SHARES = {"time_sum_cosine": 1.0, "time_sum": 1.0, "concat": 1.0, "cross_attention": 0.5, "unconditional": 0.5}
 SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
@@ -109,17 +126,26 @@ def _start_log(out: Path) -> list[logging.Handler]:
 # 1. Plan
 # ---------------------------------------------------------------------------------------------
 
+def variant(recipe: Recipe, *names: str) -> Recipe:
+    """``recipe`` with the changes of ``VARIANTS[name]`` for each name."""
+    for name in names:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+        recipe = replace(recipe, **VARIANTS[name](recipe))
+    return recipe
+
+
 def runs_to_train(models, variants, use_variants, quick, overrides) -> dict[str, Recipe]:
     """``{run name: recipe}``: the notebook models, or time_sum_cosine and its variants (``variants``)."""
     def prepare(recipe: Recipe) -> Recipe:
-        recipe = recipe.variant(*use_variants)
+        recipe = variant(recipe, *use_variants)
         if quick:
             recipe = recipe.with_overrides(**QUICK)
         return recipe.with_overrides(**overrides)
 
     if variants:
         base = prepare(get_recipe("time_sum_cosine"))
-        return {"base": base, **{v: base.variant(v) for v in variants}}
+        return {"base": base, **{v: variant(base, v) for v in variants}}
     return {name: prepare(get_recipe(name)) for name in models}
 
 
@@ -141,8 +167,6 @@ def eager_seconds_per_image(recipes: dict[str, Recipe], device: str, steps: int 
 
 def _seconds_per_image(r: Recipe, device: str, steps: int) -> float:
     """Seconds per image of a training step (forward + backward, no optimiser) of the recipe's models."""
-    from ..models import build_models, predict_noise
-
     torch.manual_seed(0)
     unet, encoder = build_models(r.mode, **r.model_kwargs(), max_objects=r.max_objects)
     unet, encoder = unet.to(device), encoder.to(device) if encoder is not None else None
@@ -168,13 +192,6 @@ def _sync(device: str) -> None:
 
 def seconds_per_row(recipe: Recipe, device: str, limit: int | None) -> float:
     """Wall seconds of one scoring row (DDIM-25, guided, test + new_test) on an untrained pipeline."""
-    from diffusers import DDPMScheduler
-
-    from ..benchmark import _score
-    from ..evaluate import load_evaluator
-    from ..models import build_models
-    from ..pipeline import ConditionalDDPMPipeline
-
     unet, encoder = build_models("time_sum", **recipe.model_kwargs())
     pipe = ConditionalDDPMPipeline(unet=unet, scheduler=DDPMScheduler(), label_encoder=encoder).to(device)
     pipe.set_progress_bar_config(disable=True)
@@ -197,8 +214,6 @@ def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int, train_option
     The speed comes from the later half of ``history.json`` (past compilation and autotuning) when it
     has two entries there, else from the whole call (slower: the plan errs on the safe side).
     """
-    from ..train import train
-
     tick = time.perf_counter()
     info = train(recipe, run_dir, stop_after=steps, progress=False, **train_options)
     wall = time.perf_counter() - tick
@@ -226,22 +241,18 @@ def steps_for(seconds: float, names, recipes, plan) -> int:
 # 2-4. Train, score, package
 # ---------------------------------------------------------------------------------------------
 
-def _train_run(recipe, run_dir, steps, snapshots, curve, note, train_options) -> dict:
-    from ..train import train
-
+def _train_run(recipe, run_dir, steps, snapshots, curve, note, command, train_options) -> dict:
     every = max(1, math.ceil(steps / snapshots))
     steps = max(every, steps // every * every) if curve else steps  # the last snapshot is the final model
     recipe = recipe.with_overrides(max_steps=steps, checkpoint_every=every)
     tick = time.perf_counter()
-    info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False, **train_options)
+    info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False,
+                 command=command, **train_options)
     return {"training": info, "wall_s": round(time.perf_counter() - tick, 1)}
 
 
 def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
     """Sampler table (guidance sweep first) and stored best guidance, and/or the snapshot curve."""
-    from ..benchmark import sampler_table, training_curve
-    from ..pipeline import store_sampling
-
     result = {}
     if table:
         scores = sampler_table(run_dir.parent, names=[name], guidance_scales=o.guidance_scales, samplers=o.samplers,
@@ -263,8 +274,6 @@ def _pipeline_weights(run_dir: Path) -> list[Path]:
 
 def to_fp16(run_dir: Path) -> None:
     """Store the pipeline's weights in float16 (half the bytes); they load back into float32 models."""
-    from safetensors.torch import load_file, save_file
-
     for path in _pipeline_weights(run_dir):
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(path).items()}
         save_file(tensors, path.with_suffix(".tmp"), metadata={"format": "pt"})
@@ -281,8 +290,6 @@ def _digest(run_dir: Path) -> str:
 
 def pack(run_dir: Path, name: str, out: Path) -> list[str]:
     """The pipeline folder (no checkpoint, no snapshots) as ``out/NAME.tar``, split below 15 MB a file."""
-    from ..results import SHIPPED_FILES
-
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for item in SHIPPED_FILES:
@@ -373,8 +380,6 @@ def train_all(out: str | Path, budget_minutes: float, **options) -> dict:
 
 
 def _train_all(o: Options, clock: Clock) -> dict:
-    from ..train import hardware
-
     overrides = {"batch_size": o.batch_size, "learning_rate": o.learning_rate}
     recipes = runs_to_train(o.models, o.variants, o.use_variants, o.quick, overrides)
     compared = [n for n in recipes if o.variants or n in COMPARED]  # trained for one shared step count
@@ -482,13 +487,12 @@ def _check_budget(o: Options, training: float, share: float, compared, recipes, 
 
 def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, save) -> None:
     """Train one run to its planned steps, score it, package it; record everything in the summary."""
-    from ..train import hardware
-
     run_dir = o.work / "runs" / name
     note = (f"python -m condiff train-all ({'variant comparison' if o.variants else 'five models'}, "
             f"one process, runs one after the other: the whole {hardware()} for each)")
     record.pop("error", None)
-    record.update(_train_run(recipe, run_dir, plan["steps"][name], o.snapshots, name in curves, note,
+    command = f"{o.command or 'python -m condiff train-all'} [run {name}: {plan['steps'][name]} steps]"
+    record.update(_train_run(recipe, run_dir, plan["steps"][name], o.snapshots, name in curves, note, command,
                              o.train_options))
     info = record["training"]
     achieved = info["images_seen"] / max(record["wall_s"] - plan["call_overhead_s"], 1e-6)
@@ -560,8 +564,6 @@ def unpack(out: str | Path, target: str | Path) -> list[Path]:
 def ship_archive(out: str | Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """Ship the models of a train-all folder into ``weights/``: pipelines (with their stored guidance),
     ``samplers.json`` and ``training_curves.json``; the caller then writes the cards."""
-    from ..results import ship, weights_digest
-
     out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
     if summary.get("mode") != "models":
@@ -574,7 +576,7 @@ def ship_archive(out: str | Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     samplers = summary.get("samplers")
     if samplers:
         for name, digest in samplers["digests"].items():
-            if name in shipped and weights_digest(name, weights_dir) != digest:
+            if name in shipped and weights_digest(weights_dir / name) != digest:
                 raise OSError(f"weights/{name} differs from the run its sampler table measured")
         _write_json(samplers, weights_dir / "samplers.json")
     if summary.get("curves"):

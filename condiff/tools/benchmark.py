@@ -27,11 +27,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import WEIGHTS_DIR
-from .data.iclevr import load_split
-from .data.scenes import ProceduralScenes
-from .models import build_models, predict_noise
-from .recipes import get_recipe
+from .. import WEIGHTS_DIR
+from ..data.iclevr import load_split
+from ..data.scenes import ProceduralScenes
+from ..evaluate import evaluate, load_evaluator, splits_for
+from ..models import build_models, predict_noise
+from ..pipeline import load_pipeline, make_scheduler
+from ..recipes import RECIPES, get_recipe
+from ..runinfo import hardware, weights_digest
+from .results import title
 
 
 def _train_step_timer(channels_last: bool, recipe, batches):
@@ -88,8 +92,6 @@ def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("dd
 
     Speed only: a handful of images says nothing about accuracy (``sampler_table`` measures that).
     """
-    from .pipeline import load_pipeline, make_scheduler
-
     pipe = load_pipeline(WEIGHTS_DIR / name)
     pipe.set_progress_bar_config(disable=True)
     cases = load_split("new_test")[:images]
@@ -105,8 +107,6 @@ def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("dd
 
 
 def report(quick: bool = False) -> str:
-    from .train import hardware
-
     t = training_throughput(steps=1 if quick else 10, rounds=1 if quick else 3)
     lines = [f"Machine: {hardware()}", "",
              "| training step (time_sum UNet, batch 64) | images/s |", "|---|---|",
@@ -125,8 +125,6 @@ SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 
 
 
 def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
-    from .evaluate import evaluate, splits_for
-
     row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
     images = seconds = 0
     for split in splits_for(pipe):
@@ -147,24 +145,19 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     a row holds the accuracy per split and images/s on ``device``. ``on_row(result)`` is called
     after every row, e.g. to save partial results of a time-boxed run.
     """
-    from .evaluate import load_evaluator, splits_for
-    from .pipeline import load_pipeline
-    from .results import MODELS, weights_digest
-    from .train import hardware
-
     weights_dir, evaluator = Path(weights_dir), load_evaluator()
     out = {"hardware": hardware(), "device": device,
            "settings": (f"first {limit} cases of each split" if limit else
                         "full splits (test and new_test: 64 cases each; single: 48)")
            + ", seed 0, evaluator weights/evaluator",
            "digests": {}, "models": {}}
-    for name in names or MODELS:
+    for name in names or RECIPES:
         if not (weights_dir / name / "model_index.json").is_file():
             continue
         pipe = load_pipeline(weights_dir / name).to(device)
         if pipe.label_encoder is None:
             continue  # nothing to score against labels
-        out["digests"][name] = weights_digest(name, weights_dir)  # ties the table to these weights
+        out["digests"][name] = weights_digest(weights_dir / name)  # ties the table to these weights
         entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
         for w in guidance_scales:
             entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
@@ -183,9 +176,6 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
 def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: str = "ddim", steps: int = 25,
                    device: str = "cpu", limit: int | None = None) -> list[dict]:
     """Accuracy of every snapshot in ``run_dir/snapshots`` against the training time it had had."""
-    from .evaluate import load_evaluator
-    from .pipeline import load_pipeline
-
     evaluator, rows = load_evaluator(), []
     for snap in sorted((Path(run_dir) / "snapshots").glob("step-*")):
         info = json.loads((snap / "training.json").read_text())
@@ -195,3 +185,48 @@ def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: st
         row.update(_score(pipe, sampler, steps, guidance_scale, evaluator, limit))
         rows.append(row)
     return rows
+
+
+def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
+    samplers = json.loads((weights_dir / "samplers.json").read_text())
+
+    def pair(r):  # "test / new_test", or the single split; exact-set accuracy after it where measured
+        splits = ["single"] if "single" in r else ["test", "new_test"]
+        text = " / ".join(f"{r[s]:.3f}" for s in splits)
+        if all(f"{s}_exact" in r for s in splits):
+            text += " (exact " + " / ".join(f"{r[f'{s}_exact']:.3f}" for s in splits) + ")"
+        return text
+
+    columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()
+                                 for r in e["samplers"]))
+    lines = [f"Accuracy (test / new_test, or `single`) by sampler, measured on {samplers['hardware']}; "
+             f"{samplers['settings']}.", "",
+             "| model | w | " + " | ".join(f"{s.upper()}-{n}" for s, n in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for name, entry in samplers["models"].items():
+        for w in sorted({r["guidance_scale"] for r in entry["samplers"]}):
+            cells = {(r["sampler"], r["steps"]): pair(r) for r in entry["samplers"] if r["guidance_scale"] == w}
+            row = " | ".join(cells.get(c, "-") for c in columns)
+            lines.append(f"| {title(name)} | {w:g} | {row} |")
+    path = weights_dir / "training_curves.json"
+    if path.is_file():
+        curves = json.loads(path.read_text())["curves"]
+        names = list(curves)
+        first = curves[names[0]]
+        lines += ["", "Accuracy (test / new_test, DDIM-25, w = 2) of the snapshots taken during training:", "",
+                  "| step | images seen | minutes | " + " | ".join(title(n) for n in names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for i, r in enumerate(first):
+            cells = [pair(curves[n][i]) if i < len(curves[n]) else "-" for n in names]
+            lines.append(f"| {r['step']:,} | {r['images_seen']:,} | {r['train_minutes']:.1f} ({r['hardware']}) | "
+                         + " | ".join(cells) + " |")
+        check = json.loads(path.read_text()).get("cpu_check")
+        for name, rows in (check or {}).get("curves", {}).items():
+            gpu = {r["step"]: r for r in curves.get(name, [])}
+            for r in rows:
+                same = f" (the GPU run at that step: {pair(gpu[r['step']])})" if r["step"] in gpu else ""
+                lines += ["", f"The same recipe on the 2-core CPU ({title(name)}): step {r['step']:,} "
+                              f"after {r['train_minutes']:.1f} minutes on {r['hardware']}, {pair(r)}{same}."]
+    return "\n".join(lines)
+

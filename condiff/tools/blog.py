@@ -113,6 +113,7 @@ def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str) -> st
 
 def export_post(notebook_path, out_dir, date=None) -> Path:
     """Write ``out_dir/<date>-<stem>.md`` and its figures in ``out_dir/<stem>_files/``; return the .md's path."""
+    # Development dependencies (pip install -e ".[dev]"): imported here so the rest of the CLI runs without them.
     import nbformat
     from nbconvert import MarkdownExporter
 

@@ -12,13 +12,16 @@ import json
 import time
 from pathlib import Path
 
-from . import WEIGHTS_DIR
+from .. import WEIGHTS_DIR
+from . import REPO_DIR
+from .results import to_markdown
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = REPO_DIR / "notebooks"
 
 
 def run_notebook(path: Path, out_path: Path, timeout: int = 900) -> float:
     """Execute one notebook with its own folder as working directory; return the seconds it took."""
+    # Development dependencies (pip install -e ".[dev]"): imported here so the rest of the CLI runs without them.
     import nbformat
     from nbclient import NotebookClient
 
@@ -47,8 +50,6 @@ def run_all(out_dir: Path | None = None, names: list[str] | None = None) -> dict
 
 
 def print_results() -> None:
-    from .results import to_markdown
-
     path = WEIGHTS_DIR / "results.json"
     if not path.is_file():
         print("no weights/results.json yet: `python -m condiff results` measures it")

@@ -1,0 +1,47 @@
+"""What a record says about how it was made: the hardware, the commit, and sha256 digests of files.
+
+``train.py``, ``evaluate.py`` and the tools write these into ``training.json``, ``results.json`` and
+the weights cards, so every figure names the machine and the code that produced it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def hardware() -> str:
+    """The GPU's name, else the CPU's and the threads torch uses: ``"CPU: x86_64, 2 threads"``."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def git_commit() -> str:
+    """The commit of this code: ``CONDIFF_COMMIT`` if set (copies whose .git may be stale), else git's."""
+    if os.environ.get("CONDIFF_COMMIT"):
+        return os.environ["CONDIFF_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        commit = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return commit or "unknown"
+
+
+def sha256(path: Path) -> str:
+    """The sha256 of one file, as hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over a model folder's safetensors files: ties a results row to the weights it measured."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

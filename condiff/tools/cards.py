@@ -1,0 +1,162 @@
+"""Shipping a training run into ``weights/NAME`` and the cards that say how each folder was made.
+
+    python -m condiff cards --ship time_sum=runs/time_sum     # copy the run, then rewrite every card
+    python -m condiff cards --store-guidance                  # each model's best w of samplers.json
+
+Each folder gets a ``README.md`` model card (``huggingface_hub.ModelCard``: YAML metadata, then the
+facts from the run's own ``training.json`` and the sha256 of every file), and ``weights/README.md``
+gathers the cards on one page.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .. import WEIGHTS_DIR
+from ..pipeline import SCHEDULERS
+from ..recipes import RECIPES
+from ..runinfo import sha256
+from .results import title
+
+EVALUATOR_TITLE = "Scene evaluator (multi-label classifier)"
+SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "history.json", "training.json",
+                 "config.json", "diffusion_pytorch_model.safetensors")
+CARD = "README.md"  # a folder's card: not listed in its own file table
+RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
+                "ema_decay")
+
+
+def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None = None,
+                   num_inference_steps: int | None = None) -> dict:
+    """Write a saved pipeline's default guidance (and sampler) into its ``model_index.json``; nothing else changes.
+
+    The keys ``ConditionalDDPMPipeline`` registers in its config, in diffusers' format (sorted keys,
+    indent 2), so ``from_pretrained`` reads them back. Returns the new index.
+    """
+    index_path = Path(path) / "model_index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"no pipeline at {path}: expected model_index.json")
+    if not 0 <= float(guidance_scale) <= 50:
+        raise ValueError(f"guidance_scale must be between 0 and 50, got {guidance_scale}")
+    if sampler is not None and sampler not in SCHEDULERS:
+        raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SCHEDULERS)}")
+    if num_inference_steps is not None and int(num_inference_steps) < 1:
+        raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+    index = json.loads(index_path.read_text())
+    index.update(guidance_scale=float(guidance_scale), sampler=sampler,
+                 num_inference_steps=None if num_inference_steps is None else int(num_inference_steps))
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return index
+
+
+def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | None = None) -> dict:
+    """Write each model's best guidance of ``samplers.json`` (DDIM-25 sweep) into its ``model_index.json``.
+
+    Only ``model_index.json`` changes; ``pipe(labels)``, ``sample`` and ``evaluate`` then use that
+    guidance by default. Returns ``{name: guidance_scale}``.
+    """
+    samplers_path = Path(samplers_path) if samplers_path else Path(weights_dir) / "samplers.json"
+    if not samplers_path.is_file():
+        raise FileNotFoundError(f"no sampler table at {samplers_path}: run `python -m condiff benchmark --samplers`")
+    stored = {}
+    for name, entry in json.loads(samplers_path.read_text())["models"].items():
+        if entry.get("best_guidance") is None or not (Path(weights_dir) / name / "model_index.json").is_file():
+            continue
+        sweep = entry.get("sweep") or [{}]
+        store_sampling(Path(weights_dir) / name, entry["best_guidance"], sweep[0].get("sampler", "ddim"),
+                       sweep[0].get("steps", 25))
+        stored[name] = float(entry["best_guidance"])
+    return stored
+
+
+def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy a finished training run into ``weights/NAME``: the pipeline and its records, no checkpoint."""
+    run_dir, target = Path(run_dir), weights_dir / name
+    if not (run_dir / "training.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished training run (no training.json)")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for item in SHIPPED_FILES:
+        source = run_dir / item
+        if source.is_dir():
+            shutil.copytree(source, target / item)
+        elif source.is_file():
+            shutil.copy2(source, target / item)
+    return target
+
+
+def _facts(info: dict) -> list[tuple[str, object]]:
+    """The card's list: how the run was made, from its ``training.json``."""
+    facts = [
+        ("command", f"`{info['command']}`" if "command" in info else "?"),
+        ("commit", info.get("commit", "?")),
+        ("hardware", info.get("hardware", "?") + (f", {info['processes']} process(es)" if "processes" in info else "")),
+        ("wall time", f"{info['train_seconds'] / 60:.1f} min"),
+        ("steps", info["steps"]),
+        ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
+        ("seed", info["seed"]),
+    ]
+    if "note" in info:
+        facts.append(("note", info["note"]))
+    if "final_loss" in info:
+        facts.append(("final loss (mean of the last 100 steps)", f"{info['final_loss']:.4f}"))
+    if "parameters" in info:
+        facts.append(("parameters", f"{info['parameters']:,}"))
+    if "accuracy_on_fresh_scenes" in info:
+        facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
+    recipe = info.get("recipe", {})
+    if recipe:
+        facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if k in recipe)))
+    return facts
+
+
+def model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> ModelCard:
+    """The card of ``weights/NAME``, made from the folder's own ``training.json`` and files."""
+    folder = weights_dir / name
+    info = json.loads((folder / "training.json").read_text())
+    mode = info.get("recipe", {}).get("mode")
+    data = ModelCardData(library_name="diffusers", license="mit",
+                         tags=["condiff", "diffusion", *([mode] if mode else ["image-classification"])])
+    lines = [f"## `{name}`", "", title(name) if name in RECIPES else EVALUATOR_TITLE, ""]
+    lines += [f"- {key}: {value}" for key, value in _facts(info)]
+    lines += ["", "| file | bytes | sha256 |", "|---|---|---|"]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder) != Path(CARD)):
+        lines.append(f"| `{path.relative_to(folder)}` | {path.stat().st_size:,} | `{sha256(path)}` |")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def card_names(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """The folders that get a card: the recipes' models in notebook order, then the evaluator."""
+    return [n for n in [*RECIPES, "evaluator"] if (weights_dir / n / "training.json").is_file()]
+
+
+def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
+    """The text of ``weights/README.md``: every folder's card (without its metadata) on one page."""
+    header = [
+        "# Shipped weights",
+        "",
+        "Each folder is a diffusers folder (`save_pretrained`: config.json + safetensors; EMA weights for",
+        "the diffusion models), copied from a training run by `condiff.tools.cards.ship` without its resume",
+        "checkpoint, with its own card (`README.md`). This page gathers the cards; `python -m condiff cards`",
+        "generates them from the folders, and every figure below comes from the run's own `training.json`.",
+        "",
+        "`hardware` is what `condiff.runinfo.hardware()` reported: a GPU's name, or the CPU's architecture and",
+        "torch's threads. \"CPU: x86_64\" below is the 2-core VM (no GPU) this repository is developed on; its",
+        "\"1 threads\" runs trained two at a time. A run's `note` says how its machine was shared.",
+        "",
+    ]
+    cards = [model_card(n, weights_dir).text.strip() for n in card_names(weights_dir)]
+    return "\n".join(header) + "\n" + "\n\n".join(cards) + "\n"
+
+
+def write_cards(weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Save each folder's card and ``weights/README.md``; return the page's path."""
+    for name in card_names(weights_dir):
+        model_card(name, weights_dir).save(weights_dir / name / CARD)
+    path = weights_dir / "README.md"
+    path.write_text(cards_markdown(weights_dir))
+    return path

@@ -1,0 +1,152 @@
+"""The results table: every shipped model, scored on the committed splits, from its own files.
+
+    python -m condiff results            # writes weights/results.json and the README's table
+
+Training facts (images, time, hardware) come from each folder's ``training.json``; accuracies
+are measured now, with the shipped evaluator, DDIM-25 and a fixed seed, so the table is
+reproducible and nothing in it is typed by hand. The unconditional model has no labels to check:
+its row gives the evaluator's mean largest label probability on its samples and on real scenes.
+Notebook 5 shows the table.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .. import WEIGHTS_DIR
+from ..data.iclevr import load_split
+from ..data.scenes import ProceduralScenes
+from ..evaluate import classify, evaluate, load_evaluator, splits_for
+from ..models import count_parameters
+from ..pipeline import load_pipeline, make_scheduler
+from ..recipes import RECIPES
+from ..runinfo import hardware, weights_digest
+
+
+def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """The recipes with a pipeline in ``weights_dir``, in the order of the notebooks."""
+    return [name for name in RECIPES if (weights_dir / name / "model_index.json").is_file()]
+
+
+def title(name: str) -> str:
+    """The method name a table shows for a model folder: its recipe's title, else the folder's name."""
+    return RECIPES[name].title if name in RECIPES else name
+
+
+def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR, steps: int = 25,
+              quick: bool = False) -> dict:
+    """Score one shipped model: test / new_test accuracy (or ``single`` for one-hot models)."""
+    folder = weights_dir / name
+    pipe = load_pipeline(folder)
+    pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
+    steps = 5 if quick else steps
+    info = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
+    row = {
+        "model": name,
+        "method": title(name),
+        "params": count_parameters(pipe.unet, pipe.label_encoder),
+        "train_images": info.get("images_seen"),
+        "train_minutes": round(info["train_seconds"] / 60, 1) if "train_seconds" in info else None,
+        "hardware": info.get("hardware", "?"),
+        "guidance_scale": guidance_scale,
+        "sampler": f"DDIM-{steps}",
+        "sampled_on": hardware(),
+    }
+    evaluator = load_evaluator()
+    if pipe.label_encoder is None:  # no labels to check: how sure is the evaluator that objects are there?
+        n = 8 if quick else 64
+        fake = pipe(batch_size=n, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
+                    output_type="np").images
+        real = (ProceduralScenes(seed=123).batch(0, n)[0] + 1) / 2
+        row["max_prob"] = round(float(torch.sigmoid(classify(fake, evaluator)).max(1).values.mean()), 3)
+        row["max_prob_real"] = round(float(torch.sigmoid(classify(real, evaluator)).max(1).values.mean()), 3)
+        return row
+    splits = splits_for(pipe)
+    for split in splits:
+        result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=steps,
+                          evaluator=evaluator, limit=8 if quick else None)
+        row[split] = round(result["accuracy"], 3)
+        row[f"{split}_exact"] = round(result["exact_accuracy"], 3)
+    # Sampling time for 32 images on this machine.
+    start = time.perf_counter()
+    pipe((load_split(splits[0]) * 32)[:32], guidance_scale=guidance_scale, num_inference_steps=steps,
+         generator=torch.Generator().manual_seed(0), output_type="np")
+    row["sample_32_seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def best_guidance(name: str, weights_dir: Path = WEIGHTS_DIR, default: float = 2.0) -> float:
+    """The guidance weight that scored best in the sweep of ``weights/samplers.json`` (else ``default``)."""
+    path = weights_dir / "samplers.json"
+    if path.is_file():
+        entry = json.loads(path.read_text())["models"].get(name)
+        if entry and entry.get("best_guidance") is not None:
+            return float(entry["best_guidance"])
+    return default
+
+
+def results_table(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> list[dict]:
+    """Every shipped model with guidance off (w = 1) and at its best w."""
+    rows = []
+    for name in shipped_models(weights_dir):
+        for w in sorted({1.0, best_guidance(name, weights_dir)}):
+            rows.append(model_row(name, w, weights_dir, quick=quick))
+            if rows[-1].get("test") is None and rows[-1].get("single") is None:
+                break  # unconditional: no labels, no guidance
+    return rows
+
+
+def write_results(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> dict:
+    """Measure the table and save it as ``weights/results.json`` (what notebook 5 and the README show)."""
+    rows = results_table(weights_dir, quick=quick)
+    results = {
+        "settings": f"{rows[0]['sampler']}, seed 0, evaluator weights/evaluator, sampling on {hardware()}",
+        "digests": {name: weights_digest(weights_dir / name) for name in shipped_models(weights_dir)},
+        "rows": rows,
+    }
+    if not quick:
+        (weights_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table; the timing column names the sampler and machine the rows were timed with.
+
+    Exact-set columns appear when the rows have them (``test_exact``, ``new_test_exact``, ``single_exact``).
+    """
+    timed = sorted({f"{r['sampler']}, {r['sampled_on']}" for r in rows if "sampler" in r}) or ["?"]
+    exact = any(k.endswith("_exact") for r in rows for k in r)
+    head = ("| method | params | training images | training time | hardware | guidance w "
+            "| test acc. | new_test acc. |" + (" test exact-set | new_test exact-set |" if exact else "")
+            + f" 32 images ({'; '.join(timed)}) |")
+    lines = [head, "|" + "---|" * (11 if exact else 9)]
+
+    def cell(value, fmt="{:.3f}", none="-"):
+        return none if value is None else fmt.format(value)
+
+    for r in rows:
+        test = r.get("test", r.get("single"))
+        conditional = test is not None
+        exact_cells = [cell(r.get("test_exact", r.get("single_exact"))), cell(r.get("new_test_exact"))] if exact else []
+        lines.append(" | ".join([
+            f"| {r['method']}",
+            f"{r['params'] / 1e6:.2f}M",
+            cell(r["train_images"], "{:,}", "?"),
+            cell(r["train_minutes"], "{:.0f} min", "?"),
+            r["hardware"],
+            cell(r["guidance_scale"] if conditional else None, "{:g}"),
+            cell(test) + (" (single)" if "single" in r else "") if conditional else
+            f"max-prob {r['max_prob']:.2f} (real scenes {r['max_prob_real']:.2f})" if "max_prob" in r else "-",
+            cell(r.get("new_test")),
+            *exact_cells,
+            cell(r.get("sample_32_seconds"), "{:.1f} s"),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def results_markdown(results: dict) -> str:
+    """The table and the line that says how it was measured: what the README shows."""
+    return f"{to_markdown(results['rows'])}\n\nMeasured with {results['settings']}."

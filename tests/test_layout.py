@@ -1,0 +1,48 @@
+"""The package layout: the core that notebooks import stays small and never reaches into the maintainers' tools."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "condiff"
+TOOLS = PACKAGE / "tools"
+ENTRY_POINT = PACKAGE / "__main__.py"  # the program's entry point: the full CLI, tools included
+CORE = sorted(p for p in PACKAGE.rglob("*.py") if TOOLS not in p.parents and p != ENTRY_POINT)
+MAX_CORE_LINES = 2_000
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, as absolute dotted names (relative imports resolved against its package)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)  # from condiff import tools
+    return names
+
+
+def test_the_core_never_imports_the_tools():
+    offenders = {str(p.relative_to(PACKAGE.parent)): sorted(m for m in imported_modules(p)
+                                                             if m == "condiff.tools" or m.startswith("condiff.tools."))
+                 for p in CORE}
+    assert not {k: v for k, v in offenders.items() if v}, "core modules import condiff.tools"
+
+
+def test_the_import_check_can_fail():
+    """The resolver sees relative imports: the entry point does import the tools."""
+    assert "condiff.tools.cli" in imported_modules(ENTRY_POINT)
+    assert "condiff.runinfo" in imported_modules(PACKAGE / "train.py")
+
+
+def test_the_core_is_at_most_2000_lines():
+    lines = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in CORE}
+    assert sum(lines.values()) <= MAX_CORE_LINES, f"core is {sum(lines.values())} lines: {lines}"
+    assert "train.py" in lines and "data/scenes.py" in lines and not any(k.startswith("tools") for k in lines)

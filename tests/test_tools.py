@@ -1,0 +1,64 @@
+"""The maintainers' tools that need no shipped weights: README splicing and the weights cards."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from condiff.tools.cards import cards_markdown, model_card, ship, write_cards
+from condiff.tools.readme import RESULTS_MARKERS, SAMPLERS_MARKERS, splice, update_readme
+
+START, END = RESULTS_MARKERS
+
+
+def test_splice_replaces_only_what_sits_between_the_markers():
+    text = f"intro\n{START}\nold table\n{END}\noutro\n"
+    assert splice(text, RESULTS_MARKERS, "new table") == f"intro\n{START}\nnew table\n{END}\noutro\n"
+
+
+@pytest.mark.parametrize("text, missing", [(f"intro\n{END}\n", START), (f"intro\n{START}\n", END), ("intro\n", START)],
+                         ids=["no-start", "no-end", "none"])
+def test_a_missing_marker_is_named(text, missing):
+    with pytest.raises(ValueError) as error:
+        splice(text, RESULTS_MARKERS, "table", "README.md")
+    assert missing in str(error.value) and "README.md" in str(error.value)
+
+
+def test_markers_in_the_wrong_order_are_refused():
+    with pytest.raises(ValueError, match="must come after"):
+        splice(f"{END}\n{START}\n", RESULTS_MARKERS, "table")
+
+
+def test_update_readme_without_its_markers_changes_nothing(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{SAMPLERS_MARKERS[0]}\n{SAMPLERS_MARKERS[1]}\n")
+    before = readme.read_text()
+    with pytest.raises(ValueError, match="results"):
+        update_readme({"rows": [], "settings": "x"}, readme, tmp_path)
+    assert readme.read_text() == before
+
+
+def test_cards_are_model_cards_from_the_runs_own_records(tmp_path, tiny_pipeline_dir):
+    run = tmp_path / "run"
+    ship_source = tiny_pipeline_dir
+    run.mkdir()
+    for item in ship_source.iterdir():
+        (run / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    info = {"command": "python -m condiff train time_sum --max-steps 4", "commit": "abc1234", "hardware": "CPU: x",
+            "processes": 1, "train_seconds": 60.0, "steps": 4, "images_seen": 32, "seed": 0, "final_loss": 0.5,
+            "recipe": {"mode": "time_sum", "batch_size": 8}}
+    (run / "training.json").write_text(json.dumps(info))
+    weights = tmp_path / "weights"
+    ship(run, "time_sum", weights)
+    assert not (weights / "time_sum" / "checkpoint").exists()
+    write_cards(weights)
+    card = model_card("time_sum", weights)
+    assert (weights / "time_sum" / "README.md").read_text() == card.content
+    assert card.data.library_name == "diffusers" and "time_sum" in card.data.tags
+    for fact in ("`python -m condiff train time_sum --max-steps 4`", "abc1234", "CPU: x, 1 process(es)",
+                 "wall time: 1.0 min", "images seen: 32", "Multi-label, time-sum (linear)", "batch_size=8"):
+        assert fact in card.text, fact
+    assert "`unet/diffusion_pytorch_model.safetensors`" in card.text and "`README.md`" not in card.text
+    assert (weights / "README.md").read_text() == cards_markdown(weights)
+    with pytest.raises(FileNotFoundError, match="no training.json"):
+        ship(tmp_path / "nothing", "x", weights)
