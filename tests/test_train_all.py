@@ -25,7 +25,7 @@ def quick_run(tmp_path_factory):
     """The quick mode through the command line, as a GPU session would call it."""
     root = tmp_path_factory.mktemp("train_all")
     main(["train-all", "--budget-minutes", "2", "--quick", "--limit", "2", "--out", str(root / "out"),
-          "--work", str(root / "work"), "--train-option", "channels_last=false"])
+          "--work", str(root / "work"), "--train-option", "channels_last=false", "--samplers", "ddim-5,ddpm-101"])
     return root
 
 
@@ -44,6 +44,9 @@ def test_quick_run_brings_back_few_small_files(quick_run):
     entry = summary["samplers"]["models"]["time_sum_cosine"]
     assert [r["guidance_scale"] for r in entry["sweep"]] == [1.0, 3.0]
     assert all(0 <= r[k] <= 1 for r in entry["sweep"] for k in ("test", "new_test", "test_exact", "new_test_exact"))
+    best = entry["best_guidance"]
+    assert sorted((r["sampler"], r["guidance_scale"]) for r in entry["samplers"]) == sorted(
+        [("ddim", 1.0), ("ddim", best), ("ddpm", best)] if best != 1.0 else [("ddim", 1.0), ("ddpm", 1.0)])
     assert "single_exact" in summary["samplers"]["models"]["cross_attention"]["sweep"][0]
     assert "unconditional" not in summary["samplers"]["models"]
     assert [r["step"] for r in summary["curves"]["time_sum_cosine"]] == [2, 4]

@@ -29,8 +29,9 @@ How the budget is spent, in order:
    uninterrupted run. Checkpoints every ``max_steps / snapshots`` steps; the compared models keep
    EMA snapshots there for the accuracy-against-images curve.
 3. **Score** each conditional model: guidance sweep at DDIM-25 on test / new_test (``single`` for
-   cross-attention), then the sampler table (``condiff.benchmark.sampler_table``: top-k and exact-set
-   accuracy), and store its best guidance in its ``model_index.json``; score the snapshots.
+   cross-attention), then the sampler table (``condiff.tools.benchmark.sampler_table``: top-k and
+   exact-set accuracy; DDPM-1000, 40 times a DDIM-25 pass, at the best guidance only), and store its
+   best guidance in its ``model_index.json``; score the snapshots.
 4. **Package** the model into ``--out`` and rewrite ``summary.json``. Pipelines with a weights
    file over 15 MB (the ``wide`` variant) are stored in float16 before they are scored
    (``--weights-dtype``), so every returned file stays small and the scores are the shipped weights'.
@@ -43,6 +44,7 @@ its last checkpoint). ``--variants`` instead trains time_sum_cosine and each nam
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -64,7 +66,7 @@ from safetensors.torch import load_file, save_file
 from .. import WEIGHTS_DIR
 from ..evaluate import load_evaluator
 from ..models import build_models, predict_noise
-from ..pipeline import ConditionalDDPMPipeline
+from ..pipeline import ConditionalDDPMPipeline, load_pipeline
 from ..recipes import Recipe, get_recipe
 from ..runinfo import hardware, weights_digest
 from ..train import train
@@ -84,6 +86,7 @@ COMPARED = ("time_sum_cosine", "time_sum", "concat")  # one image count: noteboo
 SHARES = {"time_sum_cosine": 1.0, "time_sum": 1.0, "concat": 1.0, "cross_attention": 0.5, "unconditional": 0.5}
 SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
 GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
+LONG_SAMPLER = 100  # samplers of more steps (DDPM-1000) are scored at the best guidance only
 CURVE_GUIDANCE = 2.0  # the snapshot curves' guidance (as in weights/training_curves.json)
 PART_BYTES = 15_000_000  # every returned file stays under 16 MB
 QUICK = dict(image_size=16, block_out_channels=(8, 16), batch_size=8, warmup_steps=2)
@@ -202,10 +205,11 @@ def seconds_per_row(recipe: Recipe, device: str, limit: int | None) -> float:
     return time.perf_counter() - tick
 
 
-def scoring_rows(n_conditional: int, curves: int, snapshots: int, guidance_scales, samplers) -> float:
-    """Scoring work in DDIM-25 rows: sweep + sampler table (at w = 1 and the best w) + snapshot curves."""
-    table = sum(steps / 25 for _, steps in samplers) * 2
-    return n_conditional * (len(guidance_scales) + table) + curves * snapshots
+def scoring_rows(conditional: float, curves: int, snapshots: int, guidance_scales, samplers) -> float:
+    """Scoring work in DDIM-25 rows (test + new_test): sweep + sampler table (at w = 1 and the best w; long
+    samplers at the best w only) per conditional model (one-split models count half), + snapshot curves."""
+    table = sum(steps / 25 * (1 if steps > LONG_SAMPLER else 2) for _, steps in samplers)
+    return conditional * (len(guidance_scales) + table) + curves * snapshots
 
 
 def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int, train_options: dict) -> dict:
@@ -255,9 +259,14 @@ def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
     """Sampler table (guidance sweep first) and stored best guidance, and/or the snapshot curve."""
     result = {}
     if table:
-        scores = sampler_table(run_dir.parent, names=[name], guidance_scales=o.guidance_scales, samplers=o.samplers,
+        both = tuple(s for s in o.samplers if s[1] <= LONG_SAMPLER)  # at w = 1 and the best w
+        scores = sampler_table(run_dir.parent, names=[name], guidance_scales=o.guidance_scales, samplers=both,
                                device=o.device, limit=o.limit)
         entry = scores["models"][name]
+        pipe, evaluator = load_pipeline(run_dir).to(o.device), load_evaluator()
+        for sampler, steps in o.samplers:
+            if steps > LONG_SAMPLER:  # DDPM-1000 costs 40 DDIM-25 rows: at the best w only
+                entry["samplers"].append(_score(pipe, sampler, steps, entry["best_guidance"], evaluator, o.limit))
         scores["digests"][name] = _digest(run_dir)  # the shipped files' digest, not the snapshots'
         store_sampling(run_dir, entry["best_guidance"], "ddim", 25)
         result.update(samplers=scores, best_guidance=entry["best_guidance"])
@@ -412,7 +421,7 @@ def _train_all(o: Options, clock: Clock) -> dict:
         eager = eager_seconds_per_image(recipes, o.device)
         plan = {"relative_cost": {n: round(s / eager[first], 3) for n, s in eager.items()},
                 "row_seconds": seconds_per_row(recipes[first], o.device, o.limit)}
-        rows = scoring_rows(len(conditional), len(curves), o.snapshots, o.guidance_scales, o.samplers)
+        rows = scoring_rows(_weight(conditional, recipes), len(curves), o.snapshots, o.guidance_scales, o.samplers)
         plan["scoring_rows"], plan["scoring_seconds"] = round(rows, 1), round(rows * plan["row_seconds"], 1)
         plan["margin_seconds"] = round(o.margin * clock.budget_s + (0 if o.quick else 15), 1)
         share = sum(SHARES.get(n, 1.0) for n in compared) / sum(SHARES.get(n, 1.0) for n in recipes)
@@ -445,7 +454,8 @@ def _train_all(o: Options, clock: Clock) -> dict:
             continue
         if name not in plan["steps"]:  # its share of what is left, at the speed measured so far
             rest = [n for n in recipes if not summary["runs"].get(n, {}).get("done") and n not in compared]
-            left_rows = scoring_rows(sum(n in conditional for n in rest), 0, o.snapshots, o.guidance_scales,
+            left_rows = scoring_rows(_weight([n for n in rest if n in conditional], recipes), 0, o.snapshots,
+                                     o.guidance_scales,
                                      o.samplers)
             seconds = clock.left() - left_rows * plan["row_seconds"] - plan["margin_seconds"]
             seconds *= SHARES.get(name, 1.0) / sum(SHARES.get(n, 1.0) for n in rest)
@@ -472,6 +482,11 @@ def _train_all(o: Options, clock: Clock) -> dict:
     if big or len(summary["files"]) > 8:
         log.warning(f"more than 8 files or files over 16 MB in {o.out}: {big or summary['files']}")
     return summary
+
+
+def _weight(names, recipes) -> float:
+    """Scoring weight of conditional runs: 1 for test + new_test, 0.5 for one-object models (``single`` only)."""
+    return sum(0.5 if recipes[n].max_objects == 1 else 1.0 for n in names)
 
 
 def _check_budget(o: Options, training: float, share: float, compared, recipes, plan, calib: int) -> int:
@@ -511,6 +526,9 @@ def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, s
         summary.setdefault("curves", {})[name] = record.pop("curve")
     if not o.variants:
         record["files"] = pack(run_dir, name, o.out)
+    gc.collect()  # the run's models and optimiser, before the next run takes the card
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     record["done"] = True
     save(f"{name}: scored{'' if o.variants else ' and packed'}"
          + (f", best guidance {record['best_guidance']:g}" if "best_guidance" in record else ""))
@@ -519,8 +537,9 @@ def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, s
 def _merge_samplers(summary: dict, table: dict) -> None:
     """Collect each model's sampler table in the format of ``weights/samplers.json``."""
     merged = summary.setdefault("samplers", {k: v for k, v in table.items() if k not in ("digests", "models")})
-    merged["measured_by"] = ("python -m condiff train-all: condiff.benchmark.sampler_table on each run folder "
-                             "right after its training, one process on the card")
+    merged["measured_by"] = ("python -m condiff train-all: condiff.tools.benchmark.sampler_table on each run "
+                             "folder right after its training (DDPM-1000 at the best guidance only), one process "
+                             "on the card")
     merged.setdefault("digests", {}).update(table["digests"])
     merged.setdefault("models", {}).update(table["models"])
 
@@ -582,7 +601,7 @@ def ship_archive(out: str | Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     if summary.get("curves"):
         path = weights_dir / "training_curves.json"
         curves = json.loads(path.read_text()) if path.is_file() else {}
-        curves.update(measured_by=f"python -m condiff train-all: condiff.benchmark.training_curve on the runs' "
+        curves.update(measured_by=f"python -m condiff train-all: condiff.tools.benchmark.training_curve on the runs' "
                                   f"snapshots, DDIM-25, w = {CURVE_GUIDANCE:g}", curves=summary["curves"])
         _write_json(curves, path)
     return shipped
