@@ -141,6 +141,7 @@ def test_plan_splits_the_time_by_relative_cost():
     # 120 s, 2 calls of 10 s overhead: 100 s for steps of 256 images at 1000 + 1000/3 images/s.
     assert driver.steps_for(120, ["a", "b"], recipes, plan) == int(100 / (4 * 256 / 1000))
     assert driver.steps_for(5, ["a"], recipes, plan) == 0
+    assert driver._whole_snapshots(1003, 4) == 1000 and driver._whole_snapshots(3, 4) == 3
 
 
 def test_a_failing_run_is_logged_and_the_others_go_on(tmp_path):

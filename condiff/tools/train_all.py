@@ -11,7 +11,8 @@ and one ``NAME.tar`` per model (the pipeline folder without checkpoint or snapsh
 ``NAME.tar.partN`` if it is larger than 15 MB), written as each model finishes, so a call killed
 at its time limit still returns the models finished so far.
 
-How the budget is spent, in order:
+The budget counts from the start of ``train_all``: give the call's time limit minus a minute or so
+for the interpreter, imports and CUDA start-up. How it is spent, in order:
 
 1. **Plan.** Time one DDIM-25 scoring pass on an untrained pipeline (seconds per scoring row),
    compare the seconds per image of each UNet with a few eager training steps (relative cost;
@@ -26,8 +27,9 @@ How the budget is spent, in order:
    other in this process, so each has the whole card: simpler than processes side by side,
    and a small UNet on a large batch fills the GPU alone. The calibration steps lie inside the
    learning-rate warm-up, so resuming from them with the planned ``max_steps`` equals an
-   uninterrupted run. Checkpoints every ``max_steps / snapshots`` steps; the compared models keep
-   EMA snapshots there for the accuracy-against-images curve.
+   uninterrupted run. Checkpoints every ``max_steps / snapshots`` steps; time_sum and
+   time_sum_cosine (every run with ``--variants``) keep EMA snapshots there for the
+   accuracy-against-images curve.
 3. **Score** each conditional model: guidance sweep at DDIM-25 on test / new_test (``single`` for
    cross-attention), then the sampler table (``condiff.tools.benchmark.sampler_table``: top-k and
    exact-set accuracy; DDPM-1000, 40 times a DDIM-25 pass, at the best guidance only), and store its
@@ -218,16 +220,18 @@ def calibrate(name: str, recipe: Recipe, run_dir: Path, steps: int, train_option
     The speed comes from the later half of ``history.json`` (past compilation and autotuning) when it
     has two entries there, else from the whole call (slower: the plan errs on the safe side).
     """
+    done = json.loads((run_dir / "training.json").read_text())["steps"] if (run_dir / "training.json").is_file() else 0
     tick = time.perf_counter()
     info = train(recipe, run_dir, stop_after=steps, progress=False, **train_options)
     wall = time.perf_counter() - tick
-    history = [h for h in json.loads((run_dir / "history.json").read_text()) if "seconds" in h]
+    images = (info["steps"] - done) * recipe.batch_size  # this call's (a killed call may have begun the run)
+    history = [h for h in json.loads((run_dir / "history.json").read_text()) if "seconds" in h and h["step"] > done]
     later = history[len(history) // 2:]
     if len(later) >= 2 and later[-1]["seconds"] > later[0]["seconds"]:
         rate = (later[-1]["step"] - later[0]["step"]) * recipe.batch_size / (later[-1]["seconds"] - later[0]["seconds"])
     else:
-        rate = info["images_seen"] / wall
-    overhead = max(0.0, wall - info["images_seen"] / rate)
+        rate = images / wall
+    overhead = max(0.0, wall - images / rate)
     log.info(f"calibration on {name}: {info['steps']} steps in {wall:.1f} s: {rate:,.0f} images/s, "
              f"{overhead:.1f} s per training call besides the steps")
     return {"images_per_second": rate, "call_overhead_s": overhead, "steps": info["steps"], "wall_s": round(wall, 2)}
@@ -246,8 +250,7 @@ def steps_for(seconds: float, names, recipes, plan) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def _train_run(recipe, run_dir, steps, snapshots, curve, note, command, train_options) -> dict:
-    every = max(1, math.ceil(steps / snapshots))
-    steps = max(every, steps // every * every) if curve else steps  # the last snapshot is the final model
+    every = max(1, steps // snapshots)  # the plan makes steps a multiple: the last snapshot is the final model
     recipe = recipe.with_overrides(max_steps=steps, checkpoint_every=every)
     tick = time.perf_counter()
     info = train(recipe, run_dir, snapshot_every=every if curve else 0, note=note, progress=False,
@@ -440,7 +443,8 @@ def _train_all(o: Options, clock: Clock) -> dict:
             plan.update({k: plan["calibration"][k] for k in ("images_per_second", "call_overhead_s")})
         training = clock.left() - plan["scoring_seconds"] - plan["margin_seconds"]
         steps = _check_budget(o, training, share, compared, recipes, plan, calib)
-        plan["steps"] = dict.fromkeys(compared, (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf))
+        steps = (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf)
+        plan["steps"] = dict.fromkeys(compared, _whole_snapshots(steps, o.snapshots))
         plan["training_seconds"] = round(training, 1)
         summary["plan"] = plan
         save(f"plan: {plan['relative_cost']} relative cost, {plan['images_per_second']:,.0f} images/s, "
@@ -463,7 +467,8 @@ def _train_all(o: Options, clock: Clock) -> dict:
             if not o.quick and steps < o.snapshots:
                 save(f"{name}: no time left ({seconds:.0f} s), not trained")
                 continue
-            plan["steps"][name] = (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf)
+            steps = (o.max_steps or 4) if o.quick else min(steps, o.max_steps or math.inf)
+            plan["steps"][name] = _whole_snapshots(steps, o.snapshots)
         try:
             _run(name, recipe, record, o, plan, summary, conditional, curves, save)
         except Exception as error:  # noqa: BLE001 - one failed run must not lose the others' device time
@@ -482,6 +487,11 @@ def _train_all(o: Options, clock: Clock) -> dict:
     if big or len(summary["files"]) > 8:
         log.warning(f"more than 8 files or files over 16 MB in {o.out}: {big or summary['files']}")
     return summary
+
+
+def _whole_snapshots(steps: int, snapshots: int) -> int:
+    """``steps`` rounded down to a multiple of ``snapshots`` (checkpoints fall evenly, the last one at the end)."""
+    return steps // snapshots * snapshots if steps >= snapshots else steps
 
 
 def _weight(names, recipes) -> float:
