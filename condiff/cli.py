@@ -59,7 +59,8 @@ def cmd_train(args) -> None:
         out = args.out or f"runs/{recipe.name}"
         summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
                         snapshot_every=args.snapshot_every, note=args.note,
-                        command=train_command(args, recipe.max_steps))
+                        command=train_command(args, recipe.max_steps), log_every=args.log_every,
+                        compile_mode=args.compile, device=args.device)
     print(f"saved to {out}: {summary}")
 
 
@@ -114,14 +115,19 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--max-steps", type=int, help="total optimiser steps (default: the recipe's)")
     p.add_argument("--stop-after", type=int, help="stop this call after N steps; run again to resume")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--learning-rate", type=float,
+                   help="peak rate at the reference batch (256); training scales it by sqrt(batch size / 256)")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, default=0,
-                   help="processes that render batches ahead of the GPU (default 0: render in the loop)")
+                   help="CPU runs: processes that render batches ahead (default 0); a GPU draws its scenes itself")
     p.add_argument("--snapshot-every", type=int, default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--log-every", type=int, default=50, help="read the loss back every N steps (default 50)")
+    p.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
+                   help="run the UNet through torch.compile in this mode (reduce-overhead: CUDA graphs)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: a GPU if there is one")
     p.set_defaults(func=cmd_train)
 
     for name, func, helptext in [("sample", cmd_sample, "draw images and save a captioned grid"),

@@ -25,7 +25,8 @@ class Recipe:
     time_scale_shift: str = "default"  # "scale_shift": the time embedding scales and shifts the norm (AdaGN)
     snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (e.g. 5.0); None: plain MSE
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # at reference_batch_size; training scales it (scaled_learning_rate)
+    reference_batch_size: int = 256
     warmup_steps: int = 200
     max_steps: int = 2_100  # 537,600 images: the shipped weights (weights/README.md)
     ema_decay: float = 0.9995  # reached gradually (EMA warm-up), so short runs still get a useful average
@@ -45,6 +46,10 @@ class Recipe:
         """The ``build_models`` arguments of this recipe's UNet (besides ``mode`` and the labels)."""
         keys = ("image_size", "block_out_channels", "layers_per_block", "attention_levels", "time_scale_shift")
         return {key: getattr(self, key) for key in keys}
+    def scaled_learning_rate(self) -> float:
+        """The peak rate training uses: ``learning_rate * sqrt(batch_size / reference_batch_size)``, Adam's
+        square-root rule (Malladi et al., 2022): 4x the batch, 2x the rate, so large GPU batches learn alike."""
+        return self.learning_rate * (self.batch_size / self.reference_batch_size) ** 0.5
 
     def quick(self) -> Recipe:
         """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""

@@ -18,9 +18,11 @@ folder, then renamed), the EMA weights as a diffusers pipeline (written by the s
 ``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
 ``condiff.tools.benchmark.training_curve`` scores to plot accuracy against training time.
 
-The renderer draws about 2,700 scenes/s per CPU core, slower than a GPU trains this UNet, so on
-a GPU ``num_workers`` processes render the next batches while it trains on this one (same batches,
-same order, same results).
+On a GPU everything a step needs is drawn on it: the scenes (``data.torch_scenes``), the noise,
+the timesteps and the label dropout. The step never waits for the device (the losses are read
+back every ``log_every`` steps), runs in bf16 autocast with fused AdamW, and can run the UNet through
+``torch.compile``. On the CPU the numpy renderer draws the scenes, and ``num_workers`` processes can
+render the next batches while it trains on this one (same batches, same order, same results).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,16 +45,24 @@ from tqdm import tqdm
 
 from .data.iclevr import held_out_combinations
 from .data.scenes import ProceduralScenes
+from .data.torch_scenes import TorchScenes, step_generator
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
 from .runinfo import git_commit, hardware
 
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes for the UNet
+# The 4th key of a step's generator for noise, timesteps and label dropout. Not 0: SeedSequence seeds
+# [seed, step, rank, 0] as [seed, step, rank], which is the data's key.
+NOISE_STREAM = 1
 
-def default_data(recipe: Recipe) -> ProceduralScenes:
-    """Fresh procedural scenes; the new_test combinations never appear."""
-    return ProceduralScenes(size=recipe.image_size, max_objects=recipe.max_objects,
-                            exclude=held_out_combinations(), seed=recipe.seed)
+
+def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> ProceduralScenes | TorchScenes:
+    """Fresh procedural scenes, drawn on the GPU if training runs there; new_test's combinations never appear."""
+    settings = dict(size=recipe.image_size, max_objects=recipe.max_objects, exclude=held_out_combinations(),
+                    seed=recipe.seed)
+    on_cpu = torch.device(device).type == "cpu"
+    return ProceduralScenes(**settings) if on_cpu else TorchScenes(**settings, device=device)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -129,6 +140,9 @@ def train(
     snapshot_every: int = 0,
     note: str | None = None,
     command: str | None = None,
+    log_every: int = 50,
+    compile_mode: str | None = None,
+    device: str | None = None,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -139,19 +153,29 @@ def train(
     the EMA pipeline every that many steps in ``output_dir/snapshots/``. ``note`` (how the machine
     was shared, say) and ``command`` (the command line that reproduces the run; the CLI passes its
     own) go into ``training.json`` and the weights card.
+
+    The step never waits for the device: the losses stay on it and are read back every ``log_every``
+    steps (and at checkpoints), one history entry per step. ``compile_mode`` (``"default"``,
+    ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``) runs the UNet through ``torch.compile``.
+    ``device`` (``"cpu"`` or ``"cuda"``) defaults to a GPU when there is one.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
     if snapshot_every % recipe.checkpoint_every:
         raise ValueError(f"snapshot_every={snapshot_every} must be a multiple of the recipe's "
                          f"checkpoint_every={recipe.checkpoint_every} (snapshots are taken at checkpoints)")
+    if device not in (None, "cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        raise ValueError(f"device={device!r}: allowed are None (a GPU if there is one), 'cpu', or 'cuda' "
+                         f"where a GPU is visible ({'one is' if torch.cuda.is_available() else 'none is'} here)")
+    if log_every < 1:
+        raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between loss read-backs)")
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode={compile_mode!r}; allowed: {', '.join(map(str, COMPILE_MODES))}")
     output_dir = Path(output_dir)
     commit = git_commit()  # the code this run starts with
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=recipe.mixed_precision if torch.cuda.is_available() else "no",
-    )
-    data = data if data is not None else default_data(recipe)
+    on_gpu = torch.cuda.is_available() and device != "cpu"
+    accelerator = Accelerator(cpu=not on_gpu, mixed_precision=recipe.mixed_precision if on_gpu else "no")
+    data = data if data is not None else default_data(recipe, accelerator.device)
     torch.manual_seed(recipe.seed)  # the initial weights
 
     # 1. Model, noise schedule, optimiser, EMA.
@@ -165,7 +189,8 @@ def train(
     noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
     trainable = [m for m in (unet, encoder) if m is not None]
     params = [p for m in trainable for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
+    # Fused AdamW on a GPU: one kernel for all parameters. The rate follows the batch size (recipes.py).
+    optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
     ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
@@ -193,6 +218,8 @@ def train(
                 from error
     ema.to(accelerator.device)
     start = run.step
+    if compile_mode:
+        run_unet = torch.compile(run_unet, mode=compile_mode)  # checkpoints save the uncompiled modules
 
     # 3. The loop.
     rank, device = accelerator.process_index, accelerator.device
@@ -200,22 +227,28 @@ def train(
     bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
                disable=not (progress and accelerator.is_main_process), mininterval=5)
     batches = _Batches(data, recipe.batch_size, rank, start, end)
-    if num_workers > 0:
+    if num_workers > 0 and getattr(data, "device", torch.device("cpu")).type != "cpu":
+        warnings.warn(f"num_workers={num_workers} ignored: the scenes are drawn on {data.device} already",
+                      stacklevel=2)
+    elif num_workers > 0:
         batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
                                               prefetch_factor=4, persistent_workers=False)
     batches = iter(batches)
     tick = time.perf_counter()
+    pending = []  # (step, loss on the device, lr, seconds): read back every log_every steps
     for step in bar:
+        if compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
         x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
-        g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step * 101 + rank)
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
-        drop = torch.rand(x0.shape[0], generator=g) < recipe.label_dropout
+        x0, labels = x0.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
+        noise = torch.randn(x0.shape, generator=g, device=device)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g, device=device)
+        drop = torch.rand(x0.shape[0], generator=g, device=device) < recipe.label_dropout
         labels = labels * (~drop)[:, None]  # the null label is all zeros
         x_t = noise_scheduler.add_noise(x0, noise, t)
         if channels_last:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
-        x_t, noise, t, labels = x_t.to(device), noise.to(device), t.to(device), labels.to(device)
 
         with accelerator.autocast():
             pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
@@ -227,11 +260,13 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         ema.step(params)
 
-        mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
-        run.history.append({"step": step + 1, "loss": round(mean_loss, 5), "lr": lr_schedule.get_last_lr()[0],
-                            "seconds": round(run.seconds + time.perf_counter() - tick, 2)})  # training time so far
-        bar.set_postfix(loss=f"{mean_loss:.4f}")
-        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end:
+        pending.append((step + 1, loss.detach(), lr_schedule.get_last_lr()[0], time.perf_counter() - tick))
+        checkpoint_now = (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end
+        if checkpoint_now or (step + 1) % log_every == 0:
+            run.history += _read_back(pending, accelerator, run.seconds, tick)
+            bar.set_postfix(loss=f"{run.history[-1]['loss']:.4f}")
+            pending = []
+        if checkpoint_now:
             run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
             tick = time.perf_counter()
             save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
@@ -253,6 +288,18 @@ def diffusion_loss(pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noi
     snr = compute_snr(noise_scheduler, t)  # (B,)
     per_image = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
     return (per_image * snr.clamp(max=snr_gamma) / snr).mean()
+
+
+def _read_back(pending: list, accelerator, seconds: float, tick: float) -> list[dict]:
+    """History entries for the ``pending`` (step, loss, lr, clock) tuples, with one wait for the device.
+
+    Losses are averaged over processes. A step's clock is the host's when it queued the step; the
+    last one's is read once the device has caught up. ``seconds`` is the training time before ``tick``.
+    """
+    losses = accelerator.gather(torch.stack([p[1] for p in pending])[None]).mean(0).tolist()  # (N,): waits
+    clocks = [p[3] for p in pending[:-1]] + [time.perf_counter() - tick]
+    return [{"step": s, "loss": round(loss, 5), "lr": lr, "seconds": round(seconds + clock, 2)}
+            for (s, _, lr, _), loss, clock in zip(pending, losses, clocks)]
 
 
 def _snapshot(output_dir: Path, step: int) -> None:

@@ -1,3 +1,4 @@
+import pytest
 from tiny import TINY
 
 from condiff.tools.benchmark import report, training_throughput
@@ -46,3 +47,27 @@ def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
     expected = 2 * len({1.0, entry["best_guidance"]})
     assert len(entry["samplers"]) == expected and saved[-1] == expected and len(saved) == 2 + expected
     assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} == {("ddim", 2), ("dpm++", 2)}
+
+
+def test_throughput_command_times_both_loops_in_one_run(tmp_path):
+    """``benchmark --json FILE``: the seed tutorials' loop against condiff's, same model and batch."""
+    import json
+
+    from condiff.tools.cli import main
+
+    out = tmp_path / "throughput.json"
+    main(["benchmark", "--quick", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert {"device", "hardware", "batch_size", "naive_images_per_s", "condiff_images_per_s", "ratio"} <= set(result)
+    assert result["device"] == "cpu" and result["quick"] and result["batch_size"] == 8
+    assert result["naive_images_per_s"] > 0 and result["condiff_images_per_s"] > 0
+    assert result["numpy_scenes_per_s"] > 0 and result["torch_scenes_per_s"] > 0
+    assert abs(result["ratio"] - result["condiff_images_per_s"] / result["naive_images_per_s"]) < 0.01
+
+
+@pytest.mark.parametrize("setting", [{"device": "tpu"}, {"steps": 0}])
+def test_throughput_refuses_bad_settings(setting):
+    from condiff.tools.benchmark import throughput
+
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        throughput(**setting)

@@ -8,7 +8,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "condiff"
 TOOLS = PACKAGE / "tools"
 ENTRY_POINT = PACKAGE / "__main__.py"  # the program's entry point: the full CLI, tools included
 CORE = sorted(p for p in PACKAGE.rglob("*.py") if TOOLS not in p.parents and p != ENTRY_POINT)
-MAX_CORE_LINES = 2_000
+# 2,000 for what the notebooks teach, plus the GPU data path and step of issue 8 (data/torch_scenes.py: 172 lines;
+# train.py's device-side step: ~45; about 240 in all).
+MAX_CORE_LINES = 2_250
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -42,7 +44,7 @@ def test_the_import_check_can_fail():
     assert "condiff.runinfo" in imported_modules(PACKAGE / "train.py")
 
 
-def test_the_core_is_at_most_2000_lines():
+def test_the_core_stays_within_its_line_budget():
     lines = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in CORE}
     assert sum(lines.values()) <= MAX_CORE_LINES, f"core is {sum(lines.values())} lines: {lines}"
     assert "train.py" in lines and "data/scenes.py" in lines and not any(k.startswith("tools") for k in lines)

@@ -28,6 +28,7 @@ import torch
 from tiny import TINY
 
 from condiff.pipeline import load_pipeline
+from condiff.recipes import RECIPES
 from condiff.train import latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -371,3 +372,70 @@ def test_a_variant_recipe_trains_and_loads(tmp_path):
     pipe = load_pipeline(tmp_path)
     assert pipe.unet.config.resnet_time_scale_shift == "scale_shift"
     assert np.isfinite([h["loss"] for h in json.loads((tmp_path / "history.json").read_text())]).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU step, checked on the CPU: device-drawn data, losses read back in stretches, compile
+# ---------------------------------------------------------------------------------------------
+
+def test_log_every_changes_when_losses_are_read_not_what_they_are(tmp_path):
+    run(tmp_path / "a", log_every=1)
+    run(tmp_path / "b", log_every=3)  # read back at step 2 (checkpoint), 3 and 4
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert [h["step"] for h in history(tmp_path / "b")] == [1, 2, 3, 4]
+
+
+def test_torch_rendered_scenes_resume_exactly(tmp_path):
+    """The data source GPUs use (``TorchScenes``, here on the CPU): resumed == uninterrupted, bit for bit."""
+    from condiff.data.iclevr import held_out_combinations
+    from condiff.data.torch_scenes import TorchScenes
+
+    def data():
+        return TorchScenes(size=TINY.image_size, exclude=held_out_combinations(), seed=TINY.seed)
+
+    run(tmp_path / "a", data=data(), stop_after=1)
+    run(tmp_path / "a", data=data())
+    run(tmp_path / "b", data=data())
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert_same_state(checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b"))
+    run(tmp_path / "numpy")  # the default CPU source: other scenes, other losses
+    assert [h["loss"] for h in history(tmp_path / "a")] != [h["loss"] for h in history(tmp_path / "numpy")]
+
+
+def test_learning_rate_follows_the_batch_size(tmp_path):
+    run(tmp_path)  # tiny: batch 8 against the reference 256
+    peak = max(h["lr"] for h in history(tmp_path))
+    assert peak == pytest.approx(TINY.learning_rate * (TINY.batch_size / TINY.reference_batch_size) ** 0.5)
+    recipe = RECIPES["time_sum"]
+    assert recipe.scaled_learning_rate() == recipe.learning_rate  # the reference batch
+    assert recipe.with_overrides(batch_size=4 * recipe.batch_size).scaled_learning_rate() == 2 * recipe.learning_rate
+
+
+def test_compiled_unet_trains_the_same_run(tmp_path, monkeypatch):
+    """``compile_mode`` wraps only the running UNet: checkpoints and the pipeline hold the plain modules.
+
+    Inductor takes minutes to compile on this CPU, so dynamo's eager backend stands in for it here
+    (same graph capture, no code generation); a GPU session measures the real thing.
+    """
+    real_compile = torch.compile
+    compiled = []
+
+    def eager_compile(module, mode=None):
+        compiled.append(mode)
+        return real_compile(module, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    run(tmp_path / "compiled", compile_mode="reduce-overhead")
+    run(tmp_path / "plain")
+    assert compiled == ["reduce-overhead"]
+    assert history(tmp_path / "compiled") == history(tmp_path / "plain")
+    assert_same_state(checkpoint(tmp_path / "compiled"), checkpoint(tmp_path / "plain"))
+    load_pipeline(tmp_path / "compiled")
+
+
+@pytest.mark.parametrize("setting, match", [({"device": "tpu"}, "device="), ({"log_every": 0}, "log_every"),
+                                            ({"compile_mode": "fast"}, "compile_mode")])
+def test_bad_step_settings_are_refused_before_any_work(tmp_path, setting, match):
+    with pytest.raises(ValueError, match=match):
+        run(tmp_path / "run", **setting)
+    assert not (tmp_path / "run").exists()

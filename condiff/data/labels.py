@@ -74,8 +74,12 @@ def check_label_tensor(labels: torch.Tensor, num_labels: int = NUM_LABELS) -> to
         raise ValueError(
             f"label tensor must have shape (batch, {num_labels}), got {tuple(labels.shape)}"
         )
-    if not torch.all((labels == 0) | (labels == 1)):
-        raise ValueError("label vectors must contain only 0 and 1 (multi-hot)")
+    message = "label vectors must contain only 0 and 1 (multi-hot)"
+    valid = ((labels == 0) | (labels == 1)).all()
+    if labels.device.type != "cpu":
+        torch._assert_async(valid, message)  # checked on the device: no wait for it in every training step
+    elif not valid:
+        raise ValueError(message)
     return labels.float()
 
 

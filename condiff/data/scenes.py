@@ -124,13 +124,21 @@ def background(size: int) -> np.ndarray:
     return np.broadcast_to(ramp, (size, size, 3)).copy()
 
 
+def object_base(size: int) -> int:
+    """The middle sprite side at this image size; objects are drawn base-1, base or base+1 pixels wide."""
+    return max(4, round(size * OBJECT_FRACTION))
+
+
 def render_scene(objects: Sequence[str], rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """Draw one scene: object names -> float32 RGB image ``(size, size, 3)`` in [0, 1].
 
     Positions and sizes are drawn from ``rng``; the objects' sprite boxes never overlap.
     """
-    base = max(4, round(size * OBJECT_FRACTION))
-    boxes = _layout(len(objects), base, size, rng)
+    return render_boxes(objects, _layout(len(objects), object_base(size), size, rng), size)
+
+
+def render_boxes(objects: Sequence[str], boxes: Sequence[tuple[int, int, int]], size: int = 32) -> np.ndarray:
+    """Paste each named object into its box ``(top, left, side)``: float32 RGB ``(size, size, 3)`` in [0, 1]."""
     image = background(size).copy()
     for name, (y, x, s) in zip(objects, boxes):
         color, shape = name.split()

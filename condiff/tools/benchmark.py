@@ -12,29 +12,40 @@ Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 
 
     python -m condiff benchmark --samplers weights --device cuda --json weights/samplers.json
     python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
+    python -m condiff benchmark --device cuda --json weights/throughput.json
 
 3. ``sampler_table``: every shipped model, guidance off and on, DDPM-1000 against DDIM and
    DPM-Solver++ at 50 / 25 / 10 steps, on the full splits.
 4. ``training_curve``: the accuracy of each snapshot a run kept (``train --snapshot-every``)
    against its training minutes: how long a recipe needs.
+5. ``throughput``: training images/s of the seed tutorials' whole loop (CPU-rendered batches through a
+   DataLoader, fp32, a host sync every step) against condiff's ``train`` (scenes drawn on the device,
+   no sync within a step, bf16 and fused AdamW on a GPU), same model and batch, in one run.
 """
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
 
 from .. import WEIGHTS_DIR
-from ..data.iclevr import load_split
-from ..data.scenes import ProceduralScenes
+from ..data.iclevr import held_out_combinations, load_split
+from ..data.labels import names_to_multihot
+from ..data.scenes import ProceduralScenes, random_objects, render_scene
+from ..data.torch_scenes import TorchScenes
 from ..evaluate import evaluate, load_evaluator, splits_for
 from ..models import build_models, predict_noise
 from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES, get_recipe
 from ..runinfo import hardware, weights_digest
+from ..train import train
 from .results import title
 
 
@@ -83,6 +94,109 @@ def training_throughput(recipe_name: str = "time_sum", steps: int = 10, rounds: 
     result["ratio"] = result["condiff"] / result["naive"]
     result["threads"] = torch.get_num_threads()
     return result
+
+
+class _OneSceneAtATime(torch.utils.data.Dataset):
+    """The seed tutorials' data: a Dataset of single numpy-rendered scenes, batched by a DataLoader."""
+
+    def __init__(self, recipe, length: int):
+        self.recipe, self.length, self.exclude = recipe, length, held_out_combinations()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.recipe.seed, i])
+        names = random_objects(rng, self.recipe.max_objects, self.exclude)
+        image = torch.from_numpy(render_scene(names, rng, self.recipe.image_size)).permute(2, 0, 1) * 2 - 1
+        return image, names_to_multihot(names, max_objects=self.recipe.max_objects)  # (3, H, W), (24,)
+
+
+def scenes_per_second(source, batch_size: int = 256, seconds: float = 3.0) -> float:
+    """Scenes/s of a data source's ``batch`` (objects, images, labels), waiting for a GPU at the end."""
+    sync = torch.cuda.synchronize if getattr(source, "device", torch.device("cpu")).type == "cuda" else (lambda: None)
+    source.batch(0, batch_size)  # warm-up: caches, kernels
+    sync()
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        source.batch(steps, batch_size)
+        steps += 1
+    sync()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: int = 256, steps: int = 20,
+               naive_workers: int | None = None, compile_mode: str | None = None, quick: bool = False) -> dict:
+    """Training images/s of the seed tutorials' loop and of condiff's, same model and batch, in one run.
+
+    naive: a DataLoader of CPU-rendered scenes (``naive_workers`` processes; default 4 on a GPU, 0 on the
+    CPU), fp32, plain AdamW, and ``loss.item()`` every step, as the seed tutorials wrote it.
+    condiff: ``condiff.train.train`` itself: scenes drawn on the device, no wait for it within a step,
+    bf16 autocast and fused AdamW on a GPU (fp32 on the CPU), ``compile_mode`` if given.
+    Each does ``steps`` warm-up steps, then ``steps`` timed ones; both include gradient clipping and EMA.
+    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test). The result also holds the scenes/s of
+    both renderers at this batch size: the numpy one (one CPU process) and the torch one on ``device``.
+    """
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}; allowed: cpu, cuda")
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps={steps}, batch_size={batch_size}: both must be at least 1")
+    recipe = get_recipe(recipe_name).with_overrides(batch_size=batch_size)
+    if quick:
+        recipe, steps = recipe.with_overrides(image_size=16, block_out_channels=(8, 16), batch_size=8), 2
+    naive_workers = (4 if device == "cuda" else 0) if naive_workers is None else naive_workers
+    B = recipe.batch_size
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    # The naive loop.
+    torch.manual_seed(recipe.seed)
+    unet, encoder = build_models(recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
+                                 max_objects=recipe.max_objects)
+    models = [m.to(device) for m in (unet, encoder) if m is not None]
+    params = [p for m in models for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0)
+    ema = EMAModel(params, decay=recipe.ema_decay)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+    loader = torch.utils.data.DataLoader(_OneSceneAtATime(recipe, 2 * steps * B), batch_size=B, shuffle=True,
+                                         num_workers=naive_workers, drop_last=True)
+    losses = []
+    for i, (x0, labels) in enumerate(loader):
+        if i == steps:
+            sync()
+            start = time.perf_counter()
+        x0, labels = x0.to(device), labels.to(device)
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (B,), device=device)
+        labels = labels * (torch.rand(B, device=device) >= recipe.label_dropout)[:, None]
+        pred = predict_noise(unet, encoder, scheduler.add_noise(x0, noise, t), t,
+                             labels if encoder is not None else None)
+        loss = F.mse_loss(pred, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        optimizer.step()
+        ema.step(params)
+        losses.append(loss.item())  # the host waits for the device every step
+    naive = steps * B / (time.perf_counter() - start)
+
+    # condiff's loop: train() itself, losses read back after the warm-up steps and at the end only.
+    settings = dict(size=recipe.image_size, max_objects=recipe.max_objects, exclude=held_out_combinations(),
+                    seed=recipe.seed)
+    with tempfile.TemporaryDirectory() as out:
+        train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps), out,
+              data=TorchScenes(**settings, device=device),
+              progress=False, log_every=steps, compile_mode=compile_mode, device=device)
+        history = json.loads((Path(out) / "history.json").read_text())
+    condiff = steps * B / (history[2 * steps - 1]["seconds"] - history[steps - 1]["seconds"])
+    seconds = 0.2 if quick else 3.0
+    scenes = {"numpy_scenes_per_s": scenes_per_second(ProceduralScenes(**settings), B, seconds),
+              "torch_scenes_per_s": scenes_per_second(TorchScenes(**settings, device=device), B, seconds)}
+    return {"device": device, "hardware": hardware(), "threads": torch.get_num_threads(), "recipe": recipe.name,
+            "batch_size": B, "image_size": recipe.image_size, "timed_steps": steps, "naive_workers": naive_workers,
+            "mixed_precision": recipe.mixed_precision if device == "cuda" else "no", "compile_mode": compile_mode,
+            "quick": quick, "torch": torch.__version__, "naive_images_per_s": round(naive, 1),
+            "condiff_images_per_s": round(condiff, 1), "ratio": round(condiff / naive, 2),
+            **{key: round(value) for key, value in scenes.items()}}
 
 
 def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("ddim", 50), ("ddim", 25),

@@ -86,12 +86,15 @@ def cmd_train_all(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
-    if args.samplers or args.curve:
+    if args.samplers or args.curve or args.throughput or args.json:
         limit = 8 if args.quick else None
         if args.samplers:
             result = benchmark.sampler_table(args.samplers, device=args.device, limit=limit)
-        else:
+        elif args.curve:
             result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
+        else:
+            result = benchmark.throughput(device=args.device, batch_size=args.batch_size, steps=args.steps,
+                                          compile_mode=args.compile, quick=args.quick)
         text = json.dumps(result, indent=1)
         if args.json:
             Path(args.json).write_text(text + "\n")
@@ -137,8 +140,14 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     p.add_argument("--samplers", metavar="WEIGHTS_DIR", help="guidance sweep and sampler table of every model there")
     p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--throughput", action="store_true",
+                   help="training images/s: the seed tutorials' loop against condiff's, same model and batch")
+    p.add_argument("--batch-size", type=int, default=256, help="--throughput: the batch (default 256)")
+    p.add_argument("--steps", type=int, default=20, help="--throughput: warm-up steps, then as many timed (default 20)")
+    p.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
+                   help="--throughput: run condiff's UNet through torch.compile in this mode")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default cpu)")
+    p.add_argument("--json", help="also write the result to this file (alone: the --throughput result)")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("blog", help="export executed notebooks as Markdown posts (front matter, figures as files)")
