@@ -5,6 +5,15 @@
     python -m condiff train-all --budget-minutes 1 --out /tmp/x --quick  # seconds-long, CPU, tiny models
     python -m condiff cards --ship-archive $OUT                          # later, on the maintainer's machine
 
+Issue 8's plan for a GPU session with 15 minutes of device time (10 a call; each start costs one or two):
+
+    # call 1, timeout 300 s: which changes help, at equal images (summary.json's variant_table)
+    python -m condiff train-all --budget-minutes 3.5 --variants scale_shift,min_snr,wide,attn16 --out $OUT
+    # call 2, timeout 570 s: the five models with the winners
+    python -m condiff train-all --budget-minutes 8 --use-variants WINNER[,WINNER] --out $OUT
+    # back here, with call 2's files in DIR
+    python -m condiff cards --ship-archive DIR && python -m condiff results
+
 Made for a GPU session whose device time is short and whose results come back only as a few files
 (at most 8, each under 16 MB): everything lands in ``--out`` as ``summary.json``, ``train-all.log``
 and one ``NAME.tar`` per model (the pipeline folder without checkpoint or snapshots, split into
