@@ -25,7 +25,7 @@ from . import WEIGHTS_DIR
 from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .data.scenes import ProceduralScenes
-from .pipeline import make_scheduler, to_numpy_images
+from .pipeline import check_sampling_args, make_scheduler, to_numpy_images
 from .runinfo import git_commit, hardware
 
 # ---------------------------------------------------------------------------------------------
@@ -63,6 +63,14 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
             "(the repository ships them in weights/evaluator; `python -m condiff train evaluator` "
             "remakes them)"
         )
+    try:
+        class_name = json.loads((path / "config.json").read_text()).get("_class_name")
+    except (ValueError, AttributeError) as error:
+        raise OSError(f"could not load the evaluator in {path}: config.json is not a JSON object ({error})") \
+            from None
+    if class_name != SceneClassifier.__name__:
+        raise ValueError(f"{path} holds a {class_name}, not an evaluator (a SceneClassifier, like weights/evaluator); "
+                         "give --evaluator the classifier's folder, not a pipeline's")
     try:
         return SceneClassifier.from_pretrained(path).eval()
     except Exception as error:
@@ -155,8 +163,12 @@ def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
 
 @torch.no_grad()
 def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | None = None) -> dict:
-    """Top-k and exact-set accuracy of ``images`` against the objects asked for, and top-k per label."""
-    logits = classify(images, evaluator)
+    """Accuracy of ``images`` against the objects asked for, per image set and per label."""
+    return score_logits(classify(images, evaluator), cases)
+
+
+def score_logits(logits: torch.Tensor, cases: list[list[str]]) -> dict:
+    """Top-k and exact-set accuracy, top-k per label and confidence from the evaluator's logits ``(B, 24)``."""
     labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
     asked, found = labels.sum(0), (topk_mask(logits, labels) * labels).sum(0)
     per_label = {OBJECTS[i]: float(found[i] / asked[i]) for i in range(len(OBJECTS)) if asked[i] > 0}
@@ -183,26 +195,45 @@ def evaluate(
     evaluator: SceneClassifier | None = None,
     progress: bool = False,
     limit: int | None = None,
+    batch_size: int = 64,
+    keep_images: int = 256,
 ) -> dict:
     """Generate one image per case of ``split`` and score it; returns accuracy, exact_accuracy, images, timings.
 
     ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
-    ``num_inference_steps`` and ``guidance_scale`` default to the pipeline's (``default_steps``, stored w).
-    ``limit`` scores only the split's first cases (quick runs). The caller's pipeline is left as it was.
+    ``num_inference_steps`` and ``guidance_scale`` default to the pipeline's (``default_steps``, the
+    stored guidance). ``limit`` scores only the split's first cases (quick runs). The caller's pipeline
+    is left as it was. Scenes are generated and scored ``batch_size`` at a time (one random stream
+    over all batches, seeded by ``seed``), so memory does not grow with the split;
+    ``result["images"]`` keeps the first ``keep_images`` images ``(N, H, W, 3)`` for plots.
     """
     cases = load_split(split)[:limit]
+    if pipeline.label_encoder is None:
+        raise ValueError("evaluate scores how well images match their labels; this pipeline is unconditional "
+                         "(it takes no labels)")
     # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
     config = pipeline.scheduler.config
     fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
     pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh}, **pipeline.parameters)  # + stored settings
-    steps = num_inference_steps or pipe.default_steps()
+    steps = pipe.default_steps() if num_inference_steps is None else num_inference_steps
     guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
-    pipe.set_progress_bar_config(disable=not progress)
-    start = time.perf_counter()
-    images = pipe(cases, guidance_scale=guidance_scale, num_inference_steps=steps,
-                  generator=torch.Generator().manual_seed(seed), output_type="np").images
-    seconds = time.perf_counter() - start
-    result = score_images(images, cases, evaluator)
-    result.update(images=np.asarray(images), cases=cases, seconds=seconds, scheduler=type(fresh).__name__,
-                  steps=steps, guidance_scale=guidance_scale)
+    check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)
+    pipe.encode_labels(cases)  # every scene valid for this model before any sampling
+    evaluator = evaluator if evaluator is not None else load_evaluator()
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(seed)
+    logits, kept, seconds = [], [], 0.0  # (b, 24) per batch; the first keep_images images; sampling time
+    for first in tqdm(range(0, len(cases), batch_size), desc="batches", unit="batch", disable=not progress):
+        batch = cases[first:first + batch_size]
+        start = time.perf_counter()
+        images = pipe(batch, guidance_scale=guidance_scale, num_inference_steps=steps, generator=generator,
+                      output_type="np").images  # (b, H, W, 3) in [0, 1]
+        seconds += time.perf_counter() - start
+        logits.append(classify(images, evaluator))
+        if first < keep_images:
+            kept.append(images[:keep_images - first])
+    result = score_logits(torch.cat(logits), cases)
+    size = pipe.unet.config.sample_size
+    result.update(images=np.concatenate(kept) if kept else np.zeros((0, size, size, 3), np.float32), cases=cases,
+                  seconds=seconds, scheduler=type(fresh).__name__, steps=steps, guidance_scale=guidance_scale)
     return result

@@ -14,6 +14,8 @@ Notebook 1 writes the same loop by hand; notebook 3 explains guidance.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -103,7 +105,9 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             callback_on_step_end: called as ``f(step_index, timestep, sample)`` after every step.
         """
         guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
-        num_inference_steps = num_inference_steps or self.default_steps()
+        num_inference_steps = self.default_steps() if num_inference_steps is None else num_inference_steps
+        check_sampling_args(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps,
+                            batch_size=batch_size, num_images_per_label=num_images_per_label)
 
         # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
         if self.label_encoder is None:
@@ -155,6 +159,19 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         if not return_dict:
             return (output,)
         return ImagePipelineOutput(images=output)
+
+
+def check_sampling_args(num_inference_steps, guidance_scale, num_train_timesteps: int = 1000, **counts) -> None:
+    """Raise a clear ``ValueError`` for settings that would crash or silently give noise."""
+    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral) or \
+            not 1 <= num_inference_steps <= num_train_timesteps:
+        raise ValueError(f"num_inference_steps must be a whole number from 1 to {num_train_timesteps} "
+                         f"(the training schedule's steps), got {num_inference_steps!r}")
+    if not math.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:

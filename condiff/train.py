@@ -49,6 +49,7 @@ from .data.torch_scenes import TorchScenes, step_generator
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
+from .runfolder import LOCK, RunFolder, RunFolderError, describe_os_error
 from .runinfo import git_commit, hardware
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes for the UNet
@@ -143,6 +144,7 @@ def train(
     log_every: int = 50,
     compile_mode: str | None = None,
     device: str | None = None,
+    overwrite_shipped: bool = False,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -158,6 +160,10 @@ def train(
     steps (and at checkpoints), one history entry per step. ``compile_mode`` (``"default"``,
     ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``) runs the UNet through ``torch.compile``.
     ``device`` (``"cpu"`` or ``"cuda"``) defaults to a GPU when there is one.
+
+    The folder is guarded by ``RunFolder`` (condiff/runfolder.py): shipped weights are refused unless
+    ``overwrite_shipped``, one run at a time, the pipeline swapped in atomically. A resumed run keeps
+    the batch size, learning rate and seed it started with: a change raises ``ValueError``.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
@@ -175,108 +181,115 @@ def train(
     commit = git_commit()  # the code this run starts with
     on_gpu = torch.cuda.is_available() and device != "cpu"
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=recipe.mixed_precision if on_gpu else "no")
-    data = data if data is not None else default_data(recipe, accelerator.device)
-    torch.manual_seed(recipe.seed)  # the initial weights
+    with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
+        data = data if data is not None else default_data(recipe, accelerator.device)
+        torch.manual_seed(recipe.seed)  # the initial weights
 
-    # 1. Model, noise schedule, optimiser, EMA.
-    label_names = getattr(data, "label_names", None)
-    unet, encoder = build_models(
-        recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels, max_objects=recipe.max_objects,
-        **({"label_names": label_names} if label_names is not None else {}),
-    )
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
-    trainable = [m for m in (unet, encoder) if m is not None]
-    params = [p for m in trainable for p in m.parameters()]
-    # Fused AdamW on a GPU: one kernel for all parameters. The rate follows the batch size (recipes.py).
-    optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
-    lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
-    ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
-    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-
-    # 2. Accelerate wraps the models and the optimiser; the EMA, the LR schedule (ours: one step per
-    #    optimiser step) and the run's progress are registered, so save_state / load_state cover them
-    #    all, and its save hook writes the EMA weights as a pipeline beside the checkpoint.
-    *models, optimizer = accelerator.prepare(*trainable, optimizer)
-    run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
-    run = RunState(step=0, history=[], seconds=0.0)  # optimiser steps done, losses, training seconds
-    accelerator.register_for_checkpointing(ema, lr_schedule, run)
-
-    def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
-        if accelerator.is_main_process:
-            save_ema_pipeline(output_dir, trainable, ema, noise_scheduler)
-
-    accelerator.register_save_state_pre_hook(save_hook)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = latest_checkpoint(output_dir) if resume else None
-    if checkpoint is not None:
-        try:
-            accelerator.load_state(checkpoint)
-        except Exception as error:
-            raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
-                from error
-    ema.to(accelerator.device)
-    start = run.step
-    if compile_mode:
-        run_unet = torch.compile(run_unet, mode=compile_mode)  # checkpoints save the uncompiled modules
-
-    # 3. The loop.
-    rank, device = accelerator.process_index, accelerator.device
-    end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
-    bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
-               disable=not (progress and accelerator.is_main_process), mininterval=5)
-    batches = _Batches(data, recipe.batch_size, rank, start, end)
-    if num_workers > 0 and getattr(data, "device", torch.device("cpu")).type != "cpu":
-        warnings.warn(f"num_workers={num_workers} ignored: the scenes are drawn on {data.device} already",
-                      stacklevel=2)
-    elif num_workers > 0:
-        batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
-                                              prefetch_factor=4, persistent_workers=False)
-    batches = iter(batches)
-    tick = time.perf_counter()
-    pending = []  # (step, loss on the device, lr, seconds): read back every log_every steps
-    for step in bar:
-        if compile_mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
-        x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
-        x0, labels = x0.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
-        noise = torch.randn(x0.shape, generator=g, device=device)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g, device=device)
-        drop = torch.rand(x0.shape[0], generator=g, device=device) < recipe.label_dropout
-        labels = labels * (~drop)[:, None]  # the null label is all zeros
-        x_t = noise_scheduler.add_noise(x0, noise, t)
+        # 1. Model, noise schedule, optimiser, EMA.
+        label_names = getattr(data, "label_names", None)
+        unet, encoder = build_models(
+            recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels, max_objects=recipe.max_objects,
+            **({"label_names": label_names} if label_names is not None else {}),
+        )
         if channels_last:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
+            unet = unet.to(memory_format=torch.channels_last)
+        noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+        trainable = [m for m in (unet, encoder) if m is not None]
+        params = [p for m in trainable for p in m.parameters()]
+        # Fused AdamW on a GPU: one kernel for all parameters. The rate follows the batch size (recipes.py).
+        optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
+        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
+        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
-        with accelerator.autocast():
-            pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
-        loss = diffusion_loss(pred, noise, t, noise_scheduler, recipe.snr_gamma)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, recipe.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(params)
+        # 2. Accelerate wraps the models and the optimiser; the EMA, the LR schedule (ours: one step per
+        #    optimiser step) and the run's progress are registered, so save_state / load_state cover them
+        #    all, and its save hook writes the EMA weights as a pipeline beside the checkpoint.
+        *models, optimizer = accelerator.prepare(*trainable, optimizer)
+        run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
+        # Optimiser steps done, losses, training seconds, and the settings the run started with.
+        run = RunState(step=0, history=[], seconds=0.0, settings=run_settings(recipe))
+        accelerator.register_for_checkpointing(ema, lr_schedule, run)
 
-        pending.append((step + 1, loss.detach(), lr_schedule.get_last_lr()[0], time.perf_counter() - tick))
-        checkpoint_now = (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end
-        if checkpoint_now or (step + 1) % log_every == 0:
-            run.history += _read_back(pending, accelerator, run.seconds, tick)
-            bar.set_postfix(loss=f"{run.history[-1]['loss']:.4f}")
-            pending = []
-        if checkpoint_now:
-            run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
-            tick = time.perf_counter()
-            save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
+        def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
             if accelerator.is_main_process:
-                _write_records(output_dir, recipe, run, trainable, accelerator.num_processes, commit, note, command)
-                if snapshot_every and run.step % snapshot_every == 0:
-                    _snapshot(output_dir, run.step)
-            accelerator.wait_for_everyone()
-    bar.close()
-    return json.loads((output_dir / "training.json").read_text())
+                save_ema_pipeline(output_dir, trainable, ema, noise_scheduler)
+
+        accelerator.register_save_state_pre_hook(save_hook)
+        checkpoint = latest_checkpoint(output_dir) if resume else None
+        if checkpoint is not None:
+            try:
+                accelerator.load_state(checkpoint)
+            except Exception as error:
+                raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
+                    from error
+            check_same_settings(run.settings, recipe, output_dir)
+        ema.to(accelerator.device)
+        start = run.step
+        if compile_mode:
+            run_unet = torch.compile(run_unet, mode=compile_mode)  # checkpoints save the uncompiled modules
+
+        # 3. The loop.
+        rank, device = accelerator.process_index, accelerator.device
+        end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
+        bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
+                   disable=not (progress and accelerator.is_main_process), mininterval=5)
+        batches = _Batches(data, recipe.batch_size, rank, start, end)
+        if num_workers > 0 and getattr(data, "device", torch.device("cpu")).type != "cpu":
+            warnings.warn(f"num_workers={num_workers} ignored: the scenes are drawn on {data.device} already",
+                          stacklevel=2)
+        elif num_workers > 0:
+            batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
+                                                  prefetch_factor=4, persistent_workers=False)
+        batches = iter(batches)
+        tick, saved = time.perf_counter(), start  # saved: the step of the last complete checkpoint
+        pending = []  # (step, loss on the device, lr, seconds): read back every log_every steps
+        for step in bar:
+            if compile_mode == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
+            x0, labels = next(batches)  # (B, 3, H, W) in [-1, 1], (B, L): data.batch(step, batch_size, rank)
+            x0, labels = x0.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
+            noise = torch.randn(x0.shape, generator=g, device=device)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g, device=device)
+            drop = torch.rand(x0.shape[0], generator=g, device=device) < recipe.label_dropout
+            labels = labels * (~drop)[:, None]  # the null label is all zeros
+            x_t = noise_scheduler.add_noise(x0, noise, t)
+            if channels_last:
+                x_t = x_t.contiguous(memory_format=torch.channels_last)
+
+            with accelerator.autocast():
+                pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
+            loss = diffusion_loss(pred, noise, t, noise_scheduler, recipe.snr_gamma)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, recipe.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(params)
+
+            pending.append((step + 1, loss.detach(), lr_schedule.get_last_lr()[0], time.perf_counter() - tick))
+            checkpoint_now = (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end
+            if checkpoint_now or (step + 1) % log_every == 0:
+                run.history += _read_back(pending, accelerator, run.seconds, tick)
+                bar.set_postfix(loss=f"{run.history[-1]['loss']:.4f}")
+                pending = []
+            if checkpoint_now:
+                run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
+                tick = time.perf_counter()
+                try:
+                    save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
+                    if accelerator.is_main_process:
+                        _write_records(output_dir, recipe, run, trainable, accelerator.num_processes, commit, note,
+                                       command)
+                        if snapshot_every and run.step % snapshot_every == 0:
+                            _snapshot(output_dir, run.step)
+                except (OSError, RuntimeError) as error:
+                    raise _save_error(error, folder, run.step, saved) from None
+                saved = run.step
+                accelerator.wait_for_everyone()
+        bar.close()
+        return json.loads((output_dir / "training.json").read_text())
 
 
 def diffusion_loss(pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noise_scheduler: DDPMScheduler,
@@ -303,10 +316,45 @@ def _read_back(pending: list, accelerator, seconds: float, tick: float) -> list[
 
 
 def _snapshot(output_dir: Path, step: int) -> None:
-    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN``."""
+    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN`` (via a .tmp folder)."""
     target = output_dir / "snapshots" / f"step-{step:06d}"
-    shutil.copytree(output_dir, target, dirs_exist_ok=True,
-                    ignore=lambda folder, names: [n for n in names if n == "snapshots" or n.startswith("checkpoint")])
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(output_dir, tmp, ignore=lambda folder, names: [
+        n for n in names if n in ("snapshots", LOCK) or n.startswith("checkpoint") or n.endswith(".tmp")])
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def run_settings(recipe: Recipe) -> dict:
+    """What a resumed run must keep, so that its images_seen and reproduction command stay true."""
+    return {"batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate, "seed": recipe.seed}
+
+
+def check_same_settings(saved: dict, recipe: Recipe, output_dir: Path) -> None:
+    """Refuse to resume a run with another batch size, learning rate or seed than it started with."""
+    flags = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
+    for key, value in run_settings(recipe).items():
+        if key in saved and saved[key] != value:
+            flag = flags[key]
+            raise ValueError(
+                f"{output_dir} was started with {flag} {saved[key]}; resuming it with {flag} {value} would mix "
+                f"two runs (its images_seen and reproduction command would be wrong). Resume with {flag} "
+                f"{saved[key]} (or without {flag}), or start over with --fresh")
+
+
+def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) -> BaseException:
+    """A failed save: a full or read-only disk in words, the folder cleaned of half-written files."""
+    try:
+        folder.clean()
+    except OSError:
+        pass
+    message = describe_os_error(error, folder.path, f"save step {step} in {folder.path}")
+    if message is None:
+        return error
+    kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it" if saved \
+        else "nothing was saved yet"
+    return RunFolderError(f"{message}; {kept}")
 
 
 def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_scheduler) -> None:
@@ -319,7 +367,8 @@ def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_sc
     copies = [copy.deepcopy(m) for m in trainable]
     ema.copy_to([p for m in copies for p in m.parameters()])
     unet, encoder = copies[0].to(memory_format=torch.contiguous_format), (copies[1:] or [None])[0]
-    ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder).save_pretrained(output_dir)
+    pipeline = ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder)
+    RunFolder(output_dir).save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
 
 
 def _write_records(output_dir, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .labels import OBJECT_TO_INDEX, OBJECTS, names_to_multihot
+from .labels import OBJECT_TO_INDEX, OBJECTS, names_to_multihot, shorten
 from .scenes import random_objects, render_scene, to_tensor
 
 SPLITS_DIR = Path(__file__).parent / "splits"
@@ -36,21 +36,38 @@ SPLITS = ("test", "new_test", "single")
 # ---------------------------------------------------------------------------------------------
 
 def load_split(split: str | Path) -> list[list[str]]:
-    """A split by name (``test``, ``new_test``, ``single``) or a JSON file in ``test.json``'s format."""
-    path = SPLITS_DIR / f"{split}.json" if str(split) in SPLITS else Path(split)
+    """A JSON file in ``test.json``'s format, or a committed split by name (``test``, ``new_test``, ``single``).
+
+    A ``Path`` is always a file. A string is read as a file when one exists at that path (so a file
+    named ``test`` is never shadowed), else as a split name.
+    """
+    path = Path(split)
+    if not isinstance(split, Path) and not path.is_file() and split in SPLITS:
+        path = SPLITS_DIR / f"{split}.json"
+    expected = ('a JSON list of object lists (one list of 1 to 3 names per scene), like '
+                '[["red cube"], ["blue sphere", "gray cylinder"]]')
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a folder; a labels file holds {expected}")
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no split file {path}; use one of {', '.join(SPLITS)} or a JSON list of object lists "
-            'like [["red cube"], ["blue sphere", "gray cylinder"]]'
-        )
+        raise FileNotFoundError(f"no split file {shorten(str(path))}; use one of {', '.join(SPLITS)} or {expected}")
     try:
-        cases = json.loads(path.read_text())
+        cases = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+                         f"{error.start}); a labels file is UTF-8 JSON: {expected}") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(cases, list) or not all(isinstance(c, list) for c in cases):
-        raise ValueError(f"{path} must hold a JSON list of object lists, like test.json")
-    for case in cases:
-        names_to_multihot(case)  # raises a clear ValueError on unknown names, duplicates, too many
+        raise ValueError(f"{path} is not valid JSON ({error}); expected {expected}") from None
+    if not isinstance(cases, list):
+        raise ValueError(f"{path} must hold {expected}; it holds a JSON {type(cases).__name__}")
+    if not cases:
+        raise ValueError(f"{path} holds no scenes; expected {expected}")
+    for i, case in enumerate(cases):
+        if not isinstance(case, list) or not all(isinstance(name, str) for name in case):
+            raise ValueError(f"{path} must hold {expected}; scene {i} is {shorten(json.dumps(case))}")
+        try:
+            names_to_multihot(case)  # unknown names, duplicates, too many or no objects
+        except ValueError as error:
+            raise ValueError(f"{path}: scene {i}: {error}") from None
     return cases
 
 

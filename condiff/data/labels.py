@@ -16,6 +16,13 @@ OBJECTS = tuple(f"{color} {shape}" for shape in SHAPES for color in COLORS)  # 2
 OBJECT_TO_INDEX = {name: i for i, name in enumerate(OBJECTS)}
 NUM_LABELS = len(OBJECTS)
 MAX_OBJECTS = 3
+ECHO_CHARS = 200  # error messages quote at most this much of the input
+
+
+def shorten(value, limit: int = ECHO_CHARS) -> str:
+    """``repr``-like text of ``value`` for an error message, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def parse_objects(text: str) -> list[str]:
@@ -38,16 +45,18 @@ def names_to_multihot(
     names = list(names)
     if not 1 <= len(names) <= max_objects:
         allowed = "exactly 1 object" if max_objects == 1 else f"1 to {max_objects} objects"
-        raise ValueError(f"a scene needs {allowed}, got {len(names)}: {names}")
+        raise ValueError(f"a scene needs {allowed}, got {len(names)}: {shorten(names)}")
     index = {name: i for i, name in enumerate(vocabulary)}
     vector = torch.zeros(len(vocabulary))
     for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"an object must be a name like 'red cube', got {shorten(name)} in {shorten(names)}")
         if name not in index:
             raise ValueError(
-                f"unknown label {name!r}; allowed labels are: {', '.join(vocabulary)}"
+                f"unknown label {shorten(repr(name))}; allowed labels are: {', '.join(vocabulary)}"
             )
         if vector[index[name]]:
-            raise ValueError(f"label {name!r} appears twice in {names}; objects must be distinct")
+            raise ValueError(f"label {name!r} appears twice in {shorten(names)}; objects must be distinct")
         vector[index[name]] = 1.0
     return vector
 
