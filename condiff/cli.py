@@ -195,11 +195,17 @@ def cmd_train(args) -> None:
     print(f"saved to {out}: {summary}")
 
 
+def _sampler(args, pipe) -> str:
+    """``--scheduler``, else the sampler the weights store, else ddim; ``--steps`` left out then means
+    the stored steps for the stored sampler (``pipe.default_steps``)."""
+    return args.scheduler or pipe.config.get("sampler") or "ddim"
+
+
 def cmd_sample(args) -> None:
     out, how = png_path(args.out)
     writable_file(out, "--out")
     pipe = load_pipeline(args.weights)
-    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(_sampler(args, pipe), pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)  # one bar over batches instead
     cases = _cases(args, pipe)
     conditional = pipe.label_encoder is not None
@@ -236,12 +242,13 @@ def cmd_evaluate(args) -> None:
     evaluator = load_evaluator(args.evaluator)
     pipe = load_pipeline(args.weights)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
-    result = evaluate(pipe, split, scheduler=args.scheduler, num_inference_steps=args.steps, seed=args.seed,
+    result = evaluate(pipe, split, scheduler=_sampler(args, pipe), num_inference_steps=args.steps, seed=args.seed,
                       evaluator=evaluator, progress=True, batch_size=args.batch_size, keep_images=0, **kwargs)
     print(f"split: {shorten(str(split))}  sampler: {result['scheduler']} x {result['steps']}  "
           f"guidance: {result['guidance_scale']}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
     print(f"accuracy: {result['accuracy']:.3f}")
+    print(f"exact-set accuracy: {result['exact_accuracy']:.3f}")
 
 
 def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
@@ -280,12 +287,13 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--weights", required=True, help=f"a pipeline folder, e.g. {WEIGHTS_DIR.name}/time_sum")
         p.add_argument("--labels-file", help="JSON list of object lists, like i-CLEVR's test.json")
-        p.add_argument("--scheduler", choices=list(SCHEDULERS), default="ddim")
-        p.add_argument("--steps", type=whole(1, 1000, " (the training schedule has 1,000 steps)"), default=50,
-                       help="denoising steps, 1 to 1000 (default 50)")
+        p.add_argument("--scheduler", choices=list(SCHEDULERS), help="default: what the weights store, else ddim")
+        p.add_argument("--steps", type=whole(1, 1000, " (the training schedule has 1,000 steps)"),
+                       help="denoising steps, 1 to 1000 (default: what the weights store, else 50; ddpm 1000)")
         p.add_argument("--guidance-scale", type=number(0, MAX_GUIDANCE, " (0 ignores the labels, 1 is plain "
-                       "conditional sampling, images saturate by about 10)"), default=1.0,
-                       help=f"classifier-free guidance weight w, 0 to {MAX_GUIDANCE:g} (default 1: off)")
+                       "conditional sampling, images saturate by about 10)"),
+                       help=f"classifier-free guidance weight w, 0 to {MAX_GUIDANCE:g} (default: the best w the "
+                            "weights store, else 1: off)")
         p.add_argument("--seed", type=whole(0, SAMPLE_SEEDS - 1), default=0)
         p.add_argument("--batch-size", type=positive, default=64,
                        help="images generated at once (default 64); memory depends on this, not on the count")

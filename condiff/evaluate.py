@@ -1,10 +1,11 @@
-"""Scoring generated scenes: a multi-label classifier and i-CLEVR's top-k accuracy.
+"""Scoring generated scenes: a multi-label classifier, i-CLEVR's top-k accuracy and exact-set accuracy.
 
 The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes with
 ``python -m condiff train evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
 contain k objects, take the classifier's k most likely labels and count how many were asked
-for; accuracy = hits / all objects asked. ``evaluate(pipe, "new_test")`` generates the split's
-scenes and scores them. Notebook 3 walks through it.
+for; accuracy = hits / all objects asked. It ignores extra objects; the stricter exact-set accuracy
+is the share of images whose labels with sigmoid > 0.5 are exactly the asked ones, count included.
+``evaluate(pipe, "new_test")`` generates the split's scenes and scores them. Notebook 3 walks through it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, DDPMScheduler, ModelMixin
+from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 from tqdm import tqdm
@@ -144,6 +145,11 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
 
 
+def exact_set_accuracy(logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> float:
+    """Share of images ``(B, L)`` whose labels with sigmoid > ``threshold`` are exactly the asked ones."""
+    return float(((torch.sigmoid(logits) > threshold) == labels.bool()).all(dim=1).float().mean())
+
+
 @torch.no_grad()
 def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
     """Label logits ``(B, 24)`` for images (PIL, ``(B, H, W, 3)`` array or ``(B, 3, H, W)`` tensor in [0, 1])."""
@@ -162,12 +168,13 @@ def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | No
 
 
 def score_logits(logits: torch.Tensor, cases: list[list[str]]) -> dict:
-    """Accuracy, per-label accuracy and confidence from the evaluator's logits ``(B, 24)`` for ``cases``."""
+    """Top-k and exact-set accuracy, top-k per label and confidence from the evaluator's logits ``(B, 24)``."""
     labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
     asked, found = labels.sum(0), (topk_mask(logits, labels) * labels).sum(0)
     per_label = {OBJECTS[i]: float(found[i] / asked[i]) for i in range(len(OBJECTS)) if asked[i] > 0}
     return {
         "accuracy": float(found.sum() / asked.sum()),
+        "exact_accuracy": exact_set_accuracy(logits, labels),
         "per_label": per_label,
         "confidence": float(torch.sigmoid(logits).max(1).values.mean()),
     }
@@ -181,7 +188,7 @@ def splits_for(pipeline) -> list[str]:
 def evaluate(
     pipeline,
     split: str | Path = "test",
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     scheduler: str | None = None,
     num_inference_steps: int | None = None,
     seed: int = 0,
@@ -191,14 +198,14 @@ def evaluate(
     batch_size: int = 64,
     keep_images: int = 256,
 ) -> dict:
-    """Generate one image per case of ``split`` and score it; returns accuracy, images, timings.
+    """Generate one image per case of ``split`` and score it; returns accuracy, exact_accuracy, images, timings.
 
     ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
-    ``num_inference_steps`` defaults to 1000 for DDPM and 50 otherwise. ``limit`` scores only the
-    split's first cases (quick runs). The caller's pipeline is left as it was. Scenes are generated
-    and scored ``batch_size`` at a time (one random stream over all batches, seeded by ``seed``), so
-    memory does not grow with the split; ``result["images"]`` keeps the first ``keep_images`` images
-    ``(N, H, W, 3)`` for plots.
+    ``num_inference_steps`` and ``guidance_scale`` default to the pipeline's (``default_steps``, the
+    stored guidance). ``limit`` scores only the split's first cases (quick runs). The caller's pipeline
+    is left as it was. Scenes are generated and scored ``batch_size`` at a time (one random stream
+    over all batches, seeded by ``seed``), so memory does not grow with the split;
+    ``result["images"]`` keeps the first ``keep_images`` images ``(N, H, W, 3)`` for plots.
     """
     cases = load_split(split)[:limit]
     if pipeline.label_encoder is None:
@@ -207,8 +214,9 @@ def evaluate(
     # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
     config = pipeline.scheduler.config
     fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
-    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh})
-    steps = (1000 if isinstance(fresh, DDPMScheduler) else 50) if num_inference_steps is None else num_inference_steps
+    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh}, **pipeline.parameters)  # + stored settings
+    steps = pipe.default_steps() if num_inference_steps is None else num_inference_steps
+    guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
     check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)
     pipe.encode_labels(cases)  # every scene valid for this model before any sampling
     evaluator = evaluator if evaluator is not None else load_evaluator()

@@ -83,24 +83,31 @@ def build_models(
     cross_attention_dim: int = 64,
     label_names: Sequence[str] = OBJECTS,
     max_objects: int = 3,
+    attention_levels: int = 1,
+    time_scale_shift: str = "default",
 ) -> tuple[nn.Module, LabelEncoder | None]:
     """Return ``(unet, label_encoder)`` for ``mode``; the encoder is ``None`` when unconditional.
 
-    All modes share one UNet layout (the same widths and depth), with self-attention at the
-    lowest resolution, so notebooks compare conditioning methods and nothing else.
+    All modes share one UNet layout (the same widths and depth), with self-attention in the
+    ``attention_levels`` lowest resolutions, so notebooks compare conditioning methods and nothing else.
+    ``time_scale_shift="scale_shift"``: the time (+ label) embedding scales and shifts the ResNets' norms.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     channels = tuple(block_out_channels)
+    if not 1 <= attention_levels <= len(channels):
+        raise ValueError(f"attention_levels must be 1 to {len(channels)} (one per UNet level), got {attention_levels}")
     common = dict(
         sample_size=image_size,
         out_channels=3,
         block_out_channels=channels,
         layers_per_block=layers_per_block,
         norm_num_groups=8,
+        resnet_time_scale_shift=time_scale_shift,
     )
-    down = ("DownBlock2D",) * (len(channels) - 1) + ("AttnDownBlock2D",)
-    up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1)
+    plain = len(channels) - attention_levels  # levels without self-attention, from the top
+    down = ("DownBlock2D",) * plain + ("AttnDownBlock2D",) * attention_levels
+    up = ("AttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain
     time_embed_dim = channels[0] * 4
     encoder_args = dict(num_labels=num_labels, image_size=image_size, label_names=list(label_names),
                         max_objects=max_objects)
@@ -120,8 +127,8 @@ def build_models(
     # middle block attend to the label token.
     unet = UNet2DConditionModel(
         in_channels=3,
-        down_block_types=("DownBlock2D",) * (len(channels) - 1) + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1),
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
+        up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn",
         cross_attention_dim=cross_attention_dim,
         attention_head_dim=8,

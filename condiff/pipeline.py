@@ -7,6 +7,9 @@ It follows ``diffusers.DDPMPipeline`` (same ``__call__`` loop, ``randn_tensor``,
     pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
     images = pipe(["red cube, blue sphere"], guidance_scale=2.0, num_inference_steps=50).images
 
+A pipeline stores its best guidance weight (and sampler) in ``model_index.json``: ``pipe(labels)``
+without ``guidance_scale`` uses ``pipe.config.guidance_scale`` (1.0 when a folder has none).
+
 Notebook 1 writes the same loop by hand; notebook 3 explains guidance.
 """
 from __future__ import annotations
@@ -49,15 +52,25 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     r"""Generate images from labels with a UNet, a label encoder and any diffusers scheduler.
 
     Components: ``unet``, ``scheduler``, and ``label_encoder`` (``None`` for an unconditional
-    model, which then takes ``batch_size`` instead of labels).
+    model, which then takes ``batch_size`` instead of labels). Settings in ``model_index.json``: the
+    default ``guidance_scale`` and the ``sampler`` (``ddim``, ...) and ``num_inference_steps`` it was scored with.
     """
 
     model_cpu_offload_seq = "label_encoder->unet"
     _optional_components = ["label_encoder"]
 
-    def __init__(self, unet, scheduler, label_encoder: LabelEncoder | None = None):
+    def __init__(self, unet, scheduler, label_encoder: LabelEncoder | None = None, guidance_scale: float = 1.0,
+                 sampler: str | None = None, num_inference_steps: int | None = None):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
+        self.register_to_config(guidance_scale=guidance_scale, sampler=sampler, num_inference_steps=num_inference_steps)
+
+    def default_steps(self) -> int:
+        """The stored steps when the current scheduler is the stored sampler, else 1000 for DDPM and 50 otherwise."""
+        stored = self.config.get("sampler")
+        if stored and self.config.get("num_inference_steps") and isinstance(self.scheduler, SCHEDULERS[stored]):
+            return int(self.config.num_inference_steps)
+        return 1000 if isinstance(self.scheduler, DDPMScheduler) else 50
 
     def encode_labels(self, labels) -> torch.Tensor:
         """Names, lists of names or a tensor -> checked multi-hot tensor ``(B, num_labels)``."""
@@ -70,8 +83,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         labels: str | Sequence | torch.Tensor | None = None,
         batch_size: int = 1,
         num_images_per_label: int = 1,
-        guidance_scale: float = 1.0,
-        num_inference_steps: int = 1000,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -85,13 +98,17 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             num_images_per_label: images drawn for each entry of ``labels``.
             guidance_scale: classifier-free guidance weight ``w`` in
                 ``eps = eps(null) + w * (eps(label) - eps(null))``; 1 is plain conditional sampling
-                (one UNet call per step), 0 ignores the labels.
-            num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++).
+                (one UNet call per step), 0 ignores the labels. Default: ``config.guidance_scale``.
+            num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++);
+                default ``default_steps()``.
             output_type: ``"pil"``, ``"np"`` (``(B, H, W, 3)`` in [0, 1]) or ``"pt"`` (``(B, 3, H, W)``).
             callback_on_step_end: called as ``f(step_index, timestep, sample)`` after every step.
         """
+        guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
+        num_inference_steps = self.default_steps() if num_inference_steps is None else num_inference_steps
         check_sampling_args(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps,
                             batch_size=batch_size, num_images_per_label=num_images_per_label)
+
         # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
         if self.label_encoder is None:
             if labels is not None:
@@ -211,7 +228,7 @@ def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: in
     step predicted (x0-hat; ``None`` for samplers that do not report it, such as DPM-Solver++).
     Notebook 1 shows the ``callback_on_step_end`` this is built on.
     """
-    steps = kwargs.get("num_inference_steps", 1000)
+    steps = kwargs.get("num_inference_steps") or pipe.default_steps()
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
     frames, x0_frames, timesteps, last, step = [], [], [], [None], pipe.scheduler.step
 

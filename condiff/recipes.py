@@ -21,6 +21,9 @@ class Recipe:
     image_size: int = 32
     block_out_channels: tuple[int, ...] = (48, 96, 96)  # 2.5M parameters, 10 MB of weights
     layers_per_block: int = 1
+    attention_levels: int = 1  # self-attention in this many lowest-resolution levels (1: 8x8 only; 2: 16x16 too)
+    time_scale_shift: str = "default"  # "scale_shift": the time embedding scales and shifts the norm (AdaGN)
+    snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (e.g. 5.0); None: plain MSE
     batch_size: int = 256
     learning_rate: float = 1e-3  # at reference_batch_size; training scales it (scaled_learning_rate)
     reference_batch_size: int = 256
@@ -39,6 +42,10 @@ class Recipe:
     def with_overrides(self, **changes) -> Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def model_kwargs(self) -> dict:
+        """The ``build_models`` arguments of this recipe's UNet (besides ``mode`` and the labels)."""
+        keys = ("image_size", "block_out_channels", "layers_per_block", "attention_levels", "time_scale_shift")
+        return {key: getattr(self, key) for key in keys}
     def scaled_learning_rate(self) -> float:
         """The peak rate training uses: ``learning_rate * sqrt(batch_size / reference_batch_size)``, Adam's
         square-root rule (Malladi et al., 2022): 4x the batch, 2x the rate, so large GPU batches learn alike."""

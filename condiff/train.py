@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
 from .data.iclevr import held_out_combinations
@@ -188,8 +188,7 @@ def train(
         # 1. Model, noise schedule, optimiser, EMA.
         label_names = getattr(data, "label_names", None)
         unet, encoder = build_models(
-            recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
-            num_labels=data.num_labels, max_objects=recipe.max_objects,
+            recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels, max_objects=recipe.max_objects,
             **({"label_names": label_names} if label_names is not None else {}),
         )
         if channels_last:
@@ -261,7 +260,7 @@ def train(
 
             with accelerator.autocast():
                 pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
-            loss = F.mse_loss(pred.float(), noise)
+            loss = diffusion_loss(pred, noise, t, noise_scheduler, recipe.snr_gamma)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, recipe.grad_clip)
             optimizer.step()
@@ -291,6 +290,17 @@ def train(
                 accelerator.wait_for_everyone()
         bar.close()
         return json.loads((output_dir / "training.json").read_text())
+
+
+def diffusion_loss(pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noise_scheduler: DDPMScheduler,
+                   snr_gamma: float | None = None) -> torch.Tensor:
+    """MSE of the noise prediction ``(B, 3, H, W)``; with ``snr_gamma``, each image weighted by
+    ``min(SNR(t), gamma) / SNR(t)`` (Min-SNR, Hang et al. 2023): the easy, nearly clean steps count less."""
+    if snr_gamma is None:
+        return F.mse_loss(pred.float(), noise)
+    snr = compute_snr(noise_scheduler, t)  # (B,)
+    per_image = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    return (per_image * snr.clamp(max=snr_gamma) / snr).mean()
 
 
 def _read_back(pending: list, accelerator, seconds: float, tick: float) -> list[dict]:

@@ -57,6 +57,7 @@ def test_help(argv, capsys):
         assert "time_sum_cosine" in out and "--max-steps" in out and "--fresh" in out
     if argv in (["sample"], ["evaluate"]):
         assert "--weights" in out and "--labels-file" in out
+        assert "default: the best w the weights store" in " ".join(out.split())
 
 
 def test_no_command_is_a_usage_error(capsys):
@@ -195,3 +196,25 @@ def test_train_with_a_corrupted_checkpoint(tiny_recipe, tmp_path, capsys):
     ckpt.mkdir()
     (ckpt / "pytorch_model.bin").write_bytes(b"not a checkpoint")
     check_error(["train", "tiny", "--out", tmp_path], capsys, "error: cannot resume from", str(ckpt))
+
+
+def test_evaluate_defaults_to_the_stored_guidance_and_sampler(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys):
+    import shutil
+
+    from condiff.tools.cards import store_sampling
+
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_pipeline_dir, weights)
+    store_sampling(weights, 2.5, "dpm++", 3)
+    assert exit_code(["evaluate", "--weights", weights, "--evaluator", evaluator_dir, "--split", "new_test"]) == 0
+    out = capsys.readouterr().out
+    assert "sampler: DPMSolverMultistepScheduler x 3  guidance: 2.5" in out, out
+    assert re.search(r"^exact-set accuracy: \d\.\d{3}$", out, flags=re.MULTILINE), out
+    # Flags win over the stored values.
+    assert exit_code(["evaluate", "--weights", weights, "--evaluator", evaluator_dir, "--split", "new_test",
+                      "--guidance-scale", 1, "--scheduler", "ddim", "--steps", 2]) == 0
+    assert "sampler: DDIMScheduler x 2  guidance: 1.0" in capsys.readouterr().out
+    # A folder that stores nothing: DDIM-50 (here 2 steps) at w = 1.
+    assert exit_code(["evaluate", "--weights", tiny_pipeline_dir, "--evaluator", evaluator_dir, "--split", "new_test",
+                      "--steps", 2]) == 0
+    assert "sampler: DDIMScheduler x 2  guidance: 1.0" in capsys.readouterr().out

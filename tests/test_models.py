@@ -77,3 +77,25 @@ def test_label_encoder_outputs_and_errors():
     x, t = _inputs()
     with pytest.raises(ValueError, match="pass labels"):
         predict_noise(unet, encoder, x, t, None)
+
+
+def test_recipe_defaults_build_the_shipped_unet_exactly():
+    """The variant fields' defaults leave the shipped architecture as it was (its weights load as before)."""
+    import json
+
+    from condiff import WEIGHTS_DIR
+    from condiff.recipes import get_recipe
+
+    recipe = get_recipe("time_sum_cosine")
+    unet, encoder = build_models(recipe.mode, **recipe.model_kwargs())
+    shipped = json.loads((WEIGHTS_DIR / "time_sum_cosine" / "unet" / "config.json").read_text())
+    built = json.loads(json.dumps(dict(unet.config)))  # tuples as JSON lists, like the shipped file
+    for key in ("down_block_types", "up_block_types", "block_out_channels", "resnet_time_scale_shift"):
+        assert built[key] == shipped[key], key
+    info = json.loads((WEIGHTS_DIR / "time_sum_cosine" / "training.json").read_text())
+    assert count_parameters(unet, encoder) == info["parameters"]
+
+
+def test_bad_unet_options_are_refused():
+    with pytest.raises(ValueError, match="attention_levels must be 1 to 2"):
+        build_models("time_sum", **SMALL, attention_levels=3)

@@ -145,3 +145,40 @@ def test_sample_trajectory_keeps_the_requested_frames_and_their_x0_hat():
     assert torch.allclose(x0_frames[-1], frames[-1])  # DDIM's last step lands on its x0-hat
     pipe.scheduler = make_scheduler("dpm++", pipe.scheduler.config)
     assert sample_trajectory(pipe, CASES, num_frames=2, num_inference_steps=4)[1] == [None, None]  # none reported
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored guidance: model_index.json carries each model's default guidance weight and sampler
+# ---------------------------------------------------------------------------------------------
+
+def test_stored_guidance_survives_save_and_load_and_is_the_default(tmp_path):
+    pipe = make_pipe()
+    pipe.register_to_config(guidance_scale=2.5, sampler="ddim", num_inference_steps=3)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert (index["guidance_scale"], index["sampler"], index["num_inference_steps"]) == (2.5, "ddim", 3)
+    loaded = load_pipeline(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.guidance_scale == 2.5 and loaded.config.sampler == "ddim"
+    assert set(loaded.components) == {"unet", "scheduler", "label_encoder"}  # settings are not components
+    # pipe(labels) without guidance_scale samples at the stored weight, not at 1.
+    assert np.allclose(sample(loaded), sample(loaded, guidance_scale=2.5))
+    assert not np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
+    # The stored steps apply to the stored sampler only.
+    assert isinstance(loaded.scheduler, DDPMScheduler) and loaded.default_steps() == 1000
+    loaded.scheduler = make_scheduler(loaded.config.sampler, loaded.scheduler.config)
+    assert isinstance(loaded.scheduler, DDIMScheduler) and loaded.default_steps() == 3
+
+
+def test_folders_without_stored_guidance_default_to_one(tmp_path):
+    make_pipe().save_pretrained(tmp_path)
+    index_path = tmp_path / "model_index.json"
+    index = json.loads(index_path.read_text())
+    for key in ("guidance_scale", "sampler", "num_inference_steps"):  # a folder saved before these existed
+        index.pop(key)
+    index_path.write_text(json.dumps(index))
+    loaded = load_pipeline(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.guidance_scale == 1.0 and loaded.config.sampler is None
+    assert np.allclose(sample(loaded), sample(loaded, guidance_scale=1.0))
+    assert loaded.default_steps() == 1000  # the DDPM scheduler it was saved with

@@ -348,6 +348,32 @@ def test_snapshot_every_must_fall_on_checkpoints(tmp_path):
         train(TINY, tmp_path, progress=False, snapshot_every=TINY.checkpoint_every + 1)
 
 
+def test_min_snr_weighting_down_weights_the_easy_timesteps():
+    from diffusers import DDPMScheduler
+
+    from condiff.train import diffusion_loss
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=TINY.beta_schedule)
+    g = torch.Generator().manual_seed(0)
+    pred, noise = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    t = torch.tensor([5, 900])  # SNR far above and far below gamma = 5
+    plain = diffusion_loss(pred, noise, t, scheduler)
+    assert torch.equal(plain, torch.nn.functional.mse_loss(pred, noise))
+    assert torch.allclose(diffusion_loss(pred, noise, t, scheduler, snr_gamma=1e12), plain)
+    per_image = (pred - noise).square().mean(dim=(1, 2, 3))
+    weighted = diffusion_loss(pred, noise, t, scheduler, snr_gamma=5.0)
+    assert per_image[1] / 2 < weighted < plain  # the noisy image keeps weight 1, the easy one nearly 0
+
+
+def test_a_variant_recipe_trains_and_loads(tmp_path):
+    recipe = TINY.with_overrides(snr_gamma=5.0, time_scale_shift="scale_shift", attention_levels=2)
+    summary = train(recipe, tmp_path, progress=False)
+    assert summary["recipe"]["snr_gamma"] == 5.0 and summary["steps"] == TINY.max_steps
+    pipe = load_pipeline(tmp_path)
+    assert pipe.unet.config.resnet_time_scale_shift == "scale_shift"
+    assert np.isfinite([h["loss"] for h in json.loads((tmp_path / "history.json").read_text())]).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # The GPU step, checked on the CPU: device-drawn data, losses read back in stretches, compile
 # ---------------------------------------------------------------------------------------------

@@ -70,3 +70,15 @@ def test_results_table_uses_each_models_best_guidance():
         scales = {r["guidance_scale"] for r in results["rows"] if r["model"] == name and "max_prob" not in r}
         if name != "unconditional":
             assert scales == {1.0, best_guidance(name)}
+
+
+def test_shipped_models_store_their_best_guidance():
+    """`python -m condiff cards --store-guidance` wrote samplers.json's best w into each model_index.json."""
+    samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
+    for name in shipped_models():
+        config = load_pipeline(WEIGHTS_DIR / name).config
+        if name in samplers["models"]:
+            stored = (config.guidance_scale, config.sampler, config.num_inference_steps)
+            assert stored == (best_guidance(name), "ddim", 25)
+        else:
+            assert config.guidance_scale == 1.0  # unconditional: nothing to guide

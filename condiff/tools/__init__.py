@@ -6,6 +6,7 @@
     benchmark   training throughput, sampler table, accuracy against training time
     blog        executed notebooks as Markdown posts
     tutorial    run the notebooks headless
+    train_all   the GPU session's one command: train, score and package every model in a time budget
     cli         the maintainers' commands on top of the core CLI
 
 The core (``condiff`` minus this subpackage) never imports from here.

@@ -245,6 +245,7 @@ def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, lim
         r = evaluate(pipe, split, guidance_scale=guidance_scale, scheduler=sampler, num_inference_steps=steps,
                      evaluator=evaluator, limit=limit)
         row[split] = round(r["accuracy"], 4)
+        row[f"{split}_exact"] = round(r["exact_accuracy"], 4)
         images, seconds = images + len(r["cases"]), seconds + r["seconds"]
     row["images_per_second"] = round(images / seconds, 2)
     return row
@@ -304,8 +305,12 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
     """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
     samplers = json.loads((weights_dir / "samplers.json").read_text())
 
-    def pair(r):  # "test / new_test", or the single split
-        return f"{r['single']:.3f}" if "single" in r else f"{r['test']:.3f} / {r['new_test']:.3f}"
+    def pair(r):  # "test / new_test", or the single split; exact-set accuracy after it where measured
+        splits = ["single"] if "single" in r else ["test", "new_test"]
+        text = " / ".join(f"{r[s]:.3f}" for s in splits)
+        if all(f"{s}_exact" in r for s in splits):
+            text += " (exact " + " / ".join(f"{r[f'{s}_exact']:.3f}" for s in splits) + ")"
+        return text
 
     columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()
                                  for r in e["samplers"]))

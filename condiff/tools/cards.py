@@ -1,6 +1,7 @@
 """Shipping a training run into ``weights/NAME`` and the cards that say how each folder was made.
 
     python -m condiff cards --ship time_sum=runs/time_sum     # copy the run, then rewrite every card
+    python -m condiff cards --store-guidance                  # each model's best w of samplers.json
 
 Each folder gets a ``README.md`` model card (``huggingface_hub.ModelCard``: YAML metadata, then the
 facts from the run's own ``training.json`` and the sha256 of every file), and ``weights/README.md``
@@ -15,6 +16,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from .. import WEIGHTS_DIR
+from ..pipeline import SCHEDULERS
 from ..recipes import RECIPES
 from ..runinfo import sha256
 from .results import title
@@ -25,6 +27,49 @@ SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "hist
 CARD = "README.md"  # a folder's card: not listed in its own file table
 RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
                 "ema_decay")
+
+
+def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None = None,
+                   num_inference_steps: int | None = None) -> dict:
+    """Write a saved pipeline's default guidance (and sampler) into its ``model_index.json``; nothing else changes.
+
+    The keys ``ConditionalDDPMPipeline`` registers in its config, in diffusers' format (sorted keys,
+    indent 2), so ``from_pretrained`` reads them back. Returns the new index.
+    """
+    index_path = Path(path) / "model_index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"no pipeline at {path}: expected model_index.json")
+    if not 0 <= float(guidance_scale) <= 50:
+        raise ValueError(f"guidance_scale must be between 0 and 50, got {guidance_scale}")
+    if sampler is not None and sampler not in SCHEDULERS:
+        raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SCHEDULERS)}")
+    if num_inference_steps is not None and int(num_inference_steps) < 1:
+        raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+    index = json.loads(index_path.read_text())
+    index.update(guidance_scale=float(guidance_scale), sampler=sampler,
+                 num_inference_steps=None if num_inference_steps is None else int(num_inference_steps))
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return index
+
+
+def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | None = None) -> dict:
+    """Write each model's best guidance of ``samplers.json`` (DDIM-25 sweep) into its ``model_index.json``.
+
+    Only ``model_index.json`` changes; ``pipe(labels)``, ``sample`` and ``evaluate`` then use that
+    guidance by default. Returns ``{name: guidance_scale}``.
+    """
+    samplers_path = Path(samplers_path) if samplers_path else Path(weights_dir) / "samplers.json"
+    if not samplers_path.is_file():
+        raise FileNotFoundError(f"no sampler table at {samplers_path}: run `python -m condiff benchmark --samplers`")
+    stored = {}
+    for name, entry in json.loads(samplers_path.read_text())["models"].items():
+        if entry.get("best_guidance") is None or not (Path(weights_dir) / name / "model_index.json").is_file():
+            continue
+        sweep = entry.get("sweep") or [{}]
+        store_sampling(Path(weights_dir) / name, entry["best_guidance"], sweep[0].get("sampler", "ddim"),
+                       sweep[0].get("steps", 25))
+        stored[name] = float(entry["best_guidance"])
+    return stored
 
 
 def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:

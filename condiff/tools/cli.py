@@ -1,22 +1,26 @@
-"""The maintainers' commands, added to the core CLI: ``python -m condiff {results,cards,benchmark,blog,tutorial}``.
+"""The maintainers' commands added to the core CLI: results, cards, benchmark, blog, tutorial, train-all.
 
     python -m condiff results                       # score every shipped model, rewrite the README's tables
     python -m condiff cards --ship time_sum=runs/time_sum
     python -m condiff benchmark --quick
     python -m condiff blog --out site/_posts --date 2026-11-27 --interval-days 7
     python -m condiff tutorial 01 03
+    python -m condiff train-all --budget-minutes 8 --out OUT    # a GPU session: train, score, package all five
+    python -m condiff cards --ship-archive OUT                  # then ship what it brought back
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .. import cli as core
 from . import REPO_DIR, benchmark
 from .blog import export_all, export_post
-from .cards import ship, write_cards
+from .cards import ship, store_best_guidance, write_cards
 from .readme import update_readme
 from .results import to_markdown, write_results
+from .train_all import MODELS, ship_archive, train_all
 from .tutorial import print_results, run_all
 
 
@@ -31,7 +35,54 @@ def cmd_cards(args) -> None:
     for spec in args.ship or []:
         name, _, run_dir = spec.partition("=")
         print(f"shipped {run_dir} -> {ship(run_dir, name)}")
+    if args.ship_archive:
+        for name in ship_archive(args.ship_archive):
+            print(f"shipped {name} from {args.ship_archive}")
+    if args.store_guidance:
+        for name, w in store_best_guidance().items():
+            print(f"stored guidance {w:g} (DDIM-25) in weights/{name}/model_index.json")
     print(f"wrote {write_cards()}")
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _train_options(specs: list[str] | None) -> dict:
+    """``NAME=VALUE`` strings -> keyword arguments for ``train()``; values as JSON (numbers, true) or text."""
+    options = {}
+    for spec in specs or []:
+        key, sep, text = spec.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--train-option takes NAME=VALUE (an argument of condiff.train.train), got {spec!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
+
+
+def _samplers(text: str | None) -> tuple[tuple[str, int], ...]:
+    samplers = []
+    for spec in _names(text):
+        sampler, _, steps = spec.rpartition("-")
+        if not steps.isdigit():
+            raise ValueError(f"--samplers takes SAMPLER-STEPS items such as ddim-25 or dpm++-10, got {spec!r}")
+        samplers.append((sampler, int(steps)))
+    return tuple(samplers)
+
+
+def cmd_train_all(args) -> None:
+    summary = train_all(
+        args.out, args.budget_minutes, work=args.work, quick=args.quick, models=_names(args.models) or MODELS,
+        variants=_names(args.variants), use_variants=_names(args.use_variants),
+        images_per_second=args.images_per_second, max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
+        guidance_scales=tuple(float(w) for w in _names(args.guidance_scales)), samplers=_samplers(args.samplers),
+        margin=args.margin, weights_dtype=args.weights_dtype, fresh=args.fresh,
+        train_options=_train_options(args.train_option), command="python -m condiff " + " ".join(sys.argv[1:]),
+    )
+    print(f"wrote {', '.join(summary['files'])} to {args.out}")
 
 
 def cmd_benchmark(args) -> None:
@@ -77,6 +128,12 @@ def build_parser():
     p = sub.add_parser("cards", help="write the weights cards (weights/NAME/README.md and weights/README.md)")
     p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
                    help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
+    p.add_argument("--ship-archive", metavar="DIR",
+                   help="ship every model of a train-all output folder (NAME.tar files, summary.json): pipelines, "
+                        "samplers.json and training_curves.json")
+    p.add_argument("--store-guidance", action="store_true",
+                   help="write each model's best guidance of weights/samplers.json into its model_index.json "
+                        "(the default of sample and evaluate)")
     p.set_defaults(func=cmd_cards)
 
     p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
@@ -106,6 +163,36 @@ def build_parser():
     p.add_argument("--out", default="runs/notebooks", help="where executed copies go (default runs/notebooks)")
     p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
     p.set_defaults(func=cmd_tutorial)
+
+    p = sub.add_parser("train-all", help="train, score and package every model within a time budget (GPU sessions)")
+    p.add_argument("--budget-minutes", type=float, required=True,
+                   help="wall-clock minutes for everything: planning, training, scoring, packaging")
+    p.add_argument("--out", required=True, help="folder for the files that must come back (summary.json, "
+                                                "train-all.log, NAME.tar), each under 16 MB")
+    p.add_argument("--work", default="runs/train-all", help="run folders and checkpoints (default runs/train-all); "
+                                                            "the same command again resumes from them")
+    p.add_argument("--quick", action="store_true", help="tiny models, 4 steps, 4 cases per split: a CPU smoke run")
+    p.add_argument("--models", help=f"comma-separated subset of {', '.join(MODELS)} (default all)")
+    p.add_argument("--variants", help="compare time_sum_cosine with these variants at equal images instead: "
+                                      "scale_shift, min_snr, wide, attn16 (comma-separated)")
+    p.add_argument("--use-variants", help="apply these variants to every model trained (comma-separated)")
+    p.add_argument("--images-per-second", type=float, help="training speed to plan with (default: measured)")
+    p.add_argument("--max-steps", type=int, help="at most this many steps per model (default: what the budget allows)")
+    p.add_argument("--batch-size", type=int, help="batch size of every model (default: the recipes')")
+    p.add_argument("--learning-rate", type=float, help="learning rate of every model (default: the recipes')")
+    p.add_argument("--snapshots", type=int, help="checkpoints (and curve points) per run (default 4; quick 2)")
+    p.add_argument("--guidance-scales", help="guidance sweep, comma-separated (default 1,1.5,2,3,4,5; quick 1,3)")
+    p.add_argument("--samplers", help="sampler table, e.g. ddim-50,ddim-25,dpm++-25,dpm++-10,ddpm-1000 "
+                                      "(the default; quick ddim-5)")
+    p.add_argument("--limit", type=int, help="score only the first N cases of each split")
+    p.add_argument("--margin", type=float, default=0.1, help="share of the budget kept in reserve (default 0.1)")
+    p.add_argument("--weights-dtype", choices=["auto", "float32", "float16"], default="auto",
+                   help="how the pipelines' weights are stored and scored (default auto: float16 only for "
+                        "pipelines with a file over 15 MB, such as the wide variant)")
+    p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
+    p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
+                   help="an argument for every condiff.train.train call, e.g. num_workers=2 (repeatable)")
+    p.set_defaults(func=cmd_train_all)
     return parser
 
 

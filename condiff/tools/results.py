@@ -69,6 +69,7 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
         result = evaluate(pipe, split, guidance_scale=guidance_scale, num_inference_steps=steps,
                           evaluator=evaluator, limit=8 if quick else None)
         row[split] = round(result["accuracy"], 3)
+        row[f"{split}_exact"] = round(result["exact_accuracy"], 3)
     # Sampling time for 32 images on this machine.
     start = time.perf_counter()
     pipe((load_split(splits[0]) * 32)[:32], guidance_scale=guidance_scale, num_inference_steps=steps,
@@ -112,11 +113,16 @@ def write_results(weights_dir: Path = WEIGHTS_DIR, quick: bool = False) -> dict:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    """The rows as a Markdown table; the timing column names the sampler and machine the rows were timed with."""
+    """The rows as a Markdown table; the timing column names the sampler and machine the rows were timed with.
+
+    Exact-set columns appear when the rows have them (``test_exact``, ``new_test_exact``, ``single_exact``).
+    """
     timed = sorted({f"{r['sampler']}, {r['sampled_on']}" for r in rows if "sampler" in r}) or ["?"]
+    exact = any(k.endswith("_exact") for r in rows for k in r)
     head = ("| method | params | training images | training time | hardware | guidance w "
-            f"| test acc. | new_test acc. | 32 images ({'; '.join(timed)}) |")
-    lines = [head, "|" + "---|" * 9]
+            "| test acc. | new_test acc. |" + (" test exact-set | new_test exact-set |" if exact else "")
+            + f" 32 images ({'; '.join(timed)}) |")
+    lines = [head, "|" + "---|" * (11 if exact else 9)]
 
     def cell(value, fmt="{:.3f}", none="-"):
         return none if value is None else fmt.format(value)
@@ -124,6 +130,7 @@ def to_markdown(rows: list[dict]) -> str:
     for r in rows:
         test = r.get("test", r.get("single"))
         conditional = test is not None
+        exact_cells = [cell(r.get("test_exact", r.get("single_exact"))), cell(r.get("new_test_exact"))] if exact else []
         lines.append(" | ".join([
             f"| {r['method']}",
             f"{r['params'] / 1e6:.2f}M",
@@ -134,6 +141,7 @@ def to_markdown(rows: list[dict]) -> str:
             cell(test) + (" (single)" if "single" in r else "") if conditional else
             f"max-prob {r['max_prob']:.2f} (real scenes {r['max_prob_real']:.2f})" if "max_prob" in r else "-",
             cell(r.get("new_test")),
+            *exact_cells,
             cell(r.get("sample_32_seconds"), "{:.1f} s"),
         ]) + " |")
     return "\n".join(lines)
