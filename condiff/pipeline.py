@@ -224,22 +224,26 @@ def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.nda
 def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: int = 8, **kwargs):
     """Sample, keeping ``num_frames`` steps; returns ``(frames, x0_frames, timesteps)`` for ``trajectory_strip``.
 
-    Each frame is the ``(B, 3, H, W)`` sample x_t in [-1, 1] after a step, each x0-frame the clean image that
-    step predicted (x0-hat; ``None`` for samplers that do not report it, such as DPM-Solver++).
-    Notebook 1 shows the ``callback_on_step_end`` this is built on.
+    Each frame is the ``(B, 3, H, W)`` x_t in [-1, 1] that the step at that timestep started from, each x0-frame
+    the clean image the step predicted from it (x0-hat; ``None`` for samplers that do not report it, such as
+    DPM-Solver++). Notebook 1 shows the ``callback_on_step_end`` this is built on.
     """
     steps = kwargs.get("num_inference_steps") or pipe.default_steps()
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
-    frames, x0_frames, timesteps, last, step = [], [], [], [None], pipe.scheduler.step
+    frames, x0_frames, timesteps, last, step = [], [], [], [], pipe.scheduler.step
 
-    def record(i, t, sample):
+    def step_keeping_x0(model_output, timestep, sample, *args, **kw):  # the scheduler's step, keeping x_t, x0-hat
+        out = step(model_output, timestep, sample, *args, **kw)
+        last[:] = [sample, getattr(out, "pred_original_sample", None)]
+        return out
+
+    def record(i, t, _):
         if i in keep:
-            frames.append(sample.detach().cpu())
-            x0 = getattr(last[0], "pred_original_sample", None)
-            x0_frames.append(None if x0 is None else x0.detach().cpu())
+            frames.append(last[0].detach().cpu())
+            x0_frames.append(None if last[1] is None else last[1].detach().cpu())
             timesteps.append(t)
 
-    pipe.scheduler.step = lambda *args, **kw: last.__setitem__(0, step(*args, **kw)) or last[0]  # keeps x0-hat
+    pipe.scheduler.step = step_keeping_x0
     try:
         pipe(*([] if labels is None else [labels]), callback_on_step_end=record, **kwargs)
     finally:

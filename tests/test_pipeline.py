@@ -138,11 +138,14 @@ def test_sample_trajectory_keeps_the_requested_frames_and_their_x0_hat():
     assert len(frames) == len(x0_frames) == 4 and frames[0].shape == x0_frames[0].shape == (2, 3, 16, 16)
     assert timesteps == sorted(timesteps, reverse=True) and timesteps[-1] == pipe.scheduler.timesteps[-1]
     final = pipe(CASES, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="pt").images
-    assert torch.allclose((frames[-1] / 2 + 0.5).clamp(0, 1), final)
+    assert torch.allclose((x0_frames[-1] / 2 + 0.5).clamp(0, 1), final)  # the last step lands on its x0-hat
+    assert not torch.allclose(frames[0], frames[-1])  # each frame is the x_t its step started from
     assert "step" not in vars(pipe.scheduler)  # the scheduler's own step is back
     pipe.scheduler = make_scheduler("ddim", pipe.scheduler.config)
-    frames, x0_frames, _ = sample_trajectory(pipe, CASES, num_frames=3, num_inference_steps=6)
-    assert torch.allclose(x0_frames[-1], frames[-1])  # DDIM's last step lands on its x0-hat
+    frames, x0_frames, _ = sample_trajectory(pipe, CASES, num_frames=3, num_inference_steps=6,
+                                             generator=torch.Generator().manual_seed(0))
+    final = pipe(CASES, num_inference_steps=6, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert torch.allclose((x0_frames[-1] / 2 + 0.5).clamp(0, 1), final)
     pipe.scheduler = make_scheduler("dpm++", pipe.scheduler.config)
     assert sample_trajectory(pipe, CASES, num_frames=2, num_inference_steps=4)[1] == [None, None]  # none reported
 
