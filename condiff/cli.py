@@ -1,4 +1,4 @@
-"""Command line: ``python -m condiff {train,sample,evaluate} ...`` (``--help`` on each).
+"""Command line: ``python -m condiff COMMAND ...`` (``--help`` on each). The readers' commands: train, sample, evaluate.
 
     python -m condiff train time_sum --out runs/time_sum
     python -m condiff sample --weights weights/time_sum --labels "red cube,blue sphere" --out grid.png
@@ -6,8 +6,8 @@
 
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
-object lists, the format of i-CLEVR's ``test.json``. The maintainers' commands (results, cards,
-benchmark, blog, tutorial) are added by ``condiff.tools.cli``; ``python -m condiff`` has them all.
+object lists, the format of i-CLEVR's ``test.json``. The maintainers' commands below are added by
+``condiff.tools.cli``; ``python -m condiff`` has them all.
 """
 from __future__ import annotations
 
