@@ -39,9 +39,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def weight_files(folder: Path) -> list[Path]:
+    """A pipeline folder's safetensors files, sorted; a run's ``snapshots/`` are not its weights."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*.safetensors") if "snapshots" not in p.relative_to(folder).parts)
+
+
 def weights_digest(folder: Path) -> str:
     """sha256 over a model folder's safetensors files: ties a results row to the weights it measured."""
     digest = hashlib.sha256()
-    for path in sorted(Path(folder).rglob("*.safetensors")):
+    for path in weight_files(folder):
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -79,7 +79,7 @@ from ..evaluate import load_evaluator
 from ..models import build_models, predict_noise
 from ..pipeline import ConditionalDDPMPipeline, load_pipeline
 from ..recipes import Recipe, get_recipe
-from ..runinfo import hardware, weights_digest
+from ..runinfo import hardware, weight_files, weights_digest
 from ..train import train
 from .benchmark import _score, sampler_table, training_curve
 from .cards import SHIPPED_FILES, ship, store_sampling
@@ -279,7 +279,7 @@ def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
         for sampler, steps in o.samplers:
             if steps > LONG_SAMPLER:  # DDPM-1000 costs 40 DDIM-25 rows: at the best w only
                 entry["samplers"].append(_score(pipe, sampler, steps, entry["best_guidance"], evaluator, o.limit))
-        scores["digests"][name] = _digest(run_dir)  # the shipped files' digest, not the snapshots'
+        scores["digests"][name] = weights_digest(run_dir)  # the shipped files' digest, not the snapshots'
         store_sampling(run_dir, entry["best_guidance"], "ddim", 25)
         result.update(samplers=scores, best_guidance=entry["best_guidance"])
     if curve:
@@ -288,25 +288,12 @@ def _score_run(name, run_dir, o: Options, table: bool, curve: bool) -> dict:
     return result
 
 
-def _pipeline_weights(run_dir: Path) -> list[Path]:
-    """The pipeline's safetensors files (its snapshots left out)."""
-    return sorted(p for p in run_dir.rglob("*.safetensors") if "snapshots" not in p.relative_to(run_dir).parts)
-
-
 def to_fp16(run_dir: Path) -> None:
     """Store the pipeline's weights in float16 (half the bytes); they load back into float32 models."""
-    for path in _pipeline_weights(run_dir):
+    for path in weight_files(run_dir):
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(path).items()}
         save_file(tensors, path.with_suffix(".tmp"), metadata={"format": "pt"})
         os.replace(path.with_suffix(".tmp"), path)
-
-
-def _digest(run_dir: Path) -> str:
-    """sha256 over the pipeline's safetensors files (snapshots left out): ``weights_digest`` once shipped."""
-    digest = hashlib.sha256()
-    for path in _pipeline_weights(run_dir):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def pack(run_dir: Path, name: str, out: Path) -> list[str]:
@@ -533,7 +520,7 @@ def _run(name, recipe, record, o: Options, plan, summary, conditional, curves, s
     plan.setdefault("measured_images_per_second", {})[name] = round(achieved, 1)
     plan["images_per_second"] = achieved / plan["relative_cost"][name]  # the first run's speed, measured again
     save(f"{name}: trained {info['steps']} steps ({info['images_seen']:,} images) in {record['wall_s']:.0f} s")
-    largest = max(p.stat().st_size for p in _pipeline_weights(run_dir))
+    largest = max(p.stat().st_size for p in weight_files(run_dir))
     if o.weights_dtype == "float16" or (o.weights_dtype == "auto" and largest > PART_BYTES):
         to_fp16(run_dir)  # before scoring: the scores are those of the weights that ship
         record["weights_dtype"] = "float16"
