@@ -17,24 +17,22 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
+from diffusers.utils import make_image_grid
 from PIL import Image
 from tqdm import tqdm
 
 from . import WEIGHTS_DIR
 from .data.iclevr import load_split
 from .data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects, shorten
-from .evaluate import evaluate, load_evaluator, train_evaluator
+from .evaluate import evaluate, load_evaluator
 from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from .plotting import image_grid
 from .recipes import RECIPES, get_recipe
-from .runfolder import shipped_reason
-from .train import train
+from .train import RUN_SETTINGS, train
 
 PROG = "python -m condiff"
-TRAIN_FLAGS = {"max_steps": "--max-steps", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
-               "seed": "--seed"}  # the settings that change what a run learns: its reproduction command
+TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what a run learns: its reproduction command
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,29 +167,20 @@ def keep_run_settings(args, out: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # train() reads the checkpoint itself and says what does not match
     default = get_recipe(args.recipe)
-    for key in ("batch_size", "learning_rate", "seed"):
+    for key in RUN_SETTINGS:
         if getattr(args, key) is None and key in saved and saved[key] != getattr(default, key):
             setattr(args, key, saved[key])
 
 
 def cmd_train(args) -> None:
-    if args.recipe == "evaluator":
-        out = args.out or "runs/evaluator"
-        reason = shipped_reason(Path(out))
-        if reason and not args.overwrite_shipped:
-            raise ValueError(f"refusing to train into {out}: {reason}; choose another --out, or pass "
-                             "--overwrite-shipped to replace it on purpose")
-        summary = train_evaluator(out, seed=args.seed or 0, command=train_command(args, args.max_steps),
-                                  **({"steps": args.max_steps} if args.max_steps else {}))  # else its default
-    else:
-        keep_run_settings(args, Path(args.out or f"runs/{args.recipe}"))
-        recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
-                                                        learning_rate=args.learning_rate, max_steps=args.max_steps)
-        out = args.out or f"runs/{recipe.name}"
-        summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
-                        snapshot_every=args.snapshot_every, note=args.note,
-                        command=train_command(args, recipe.max_steps), log_every=args.log_every,
-                        compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped)
+    out = args.out or f"runs/{args.recipe}"
+    keep_run_settings(args, Path(out))
+    recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
+                                                    learning_rate=args.learning_rate, max_steps=args.max_steps)
+    summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
+                    snapshot_every=args.snapshot_every, note=args.note,
+                    command=train_command(args, recipe.max_steps), log_every=args.log_every,
+                    compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped)
     print(f"saved to {out}: {summary}")
 
 
@@ -213,26 +202,22 @@ def cmd_sample(args) -> None:
         raise ValueError("this model is conditional: give --labels or --labels-file")
     scenes = [c for c in cases for _ in range(args.num_images)] if conditional else [None] * args.num_images
     generator = torch.Generator().manual_seed(args.seed)
-    kwargs = dict(num_inference_steps=args.steps, generator=generator, output_type="np")
+    kwargs = dict(num_inference_steps=args.steps, generator=generator, output_type="pil")
     if args.guidance_scale is not None:
         kwargs["guidance_scale"] = args.guidance_scale
-    images = []  # uint8 (b, H, W, 3) per batch: 3 KB an image at 32 x 32
+    images = []  # PIL images, 3 KB each at 32 x 32
     for first in tqdm(range(0, len(scenes), args.batch_size), desc="batches", unit="batch"):
         batch = scenes[first:first + args.batch_size]
-        x = pipe(batch, **kwargs).images if conditional else pipe(batch_size=len(batch), **kwargs).images
-        images.append((x * 255).round().astype(np.uint8))
-    images = np.concatenate(images)  # (N, H, W, 3)
+        images += pipe(batch, **kwargs).images if conditional else pipe(batch_size=len(batch), **kwargs).images
     if len(images) <= GRID_CAPTIONS:
         captions = [", ".join(c) for c in scenes] if conditional else None
-        figure = image_grid(images.astype(np.float32) / 255, captions, ncols=min(8, len(images)))
+        figure = image_grid(images, captions, ncols=min(8, len(images)))
         figure.savefig(out, dpi=150, bbox_inches="tight")
-    else:  # too many for captions: a plain mosaic, scenes in order, row by row
-        n, h, w, _ = images.shape
-        cols = math.ceil(math.sqrt(n))
-        mosaic = np.full((math.ceil(n / cols) * h, cols * w, 3), 255, np.uint8)
-        for i, image in enumerate(images):
-            mosaic[i // cols * h:(i // cols + 1) * h, i % cols * w:(i % cols + 1) * w] = image
-        Image.fromarray(mosaic).save(out)
+    else:  # too many for captions: a plain mosaic, scenes in order, row by row, white after the last
+        cols = math.ceil(math.sqrt(len(images)))
+        rows = math.ceil(len(images) / cols)
+        blank = Image.new("RGB", images[0].size, "white")
+        make_image_grid(images + [blank] * (rows * cols - len(images)), rows, cols).save(out)
         how += f" (a {cols}-wide mosaic without captions: more than {GRID_CAPTIONS} images)"
     print(f"wrote {len(images)} images to {out}{how}")
 
@@ -259,8 +244,8 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     positive = whole(1)
     train_seed = whole(0, TRAIN_SEEDS - 1, " (training derives each step's seed from it)")
 
-    p = sub.add_parser("train", help="train a recipe (or the evaluator) into a folder; resumes if it exists")
-    p.add_argument("recipe", choices=[*RECIPES, "evaluator"])
+    p = sub.add_parser("train", help="train a recipe into a folder; resumes if it exists")
+    p.add_argument("recipe", choices=list(RECIPES))
     p.add_argument("--out", help="output folder (default runs/RECIPE); never write over weights/ by accident")
     p.add_argument("--max-steps", type=positive, help="total optimiser steps (default: the recipe's)")
     p.add_argument("--stop-after", type=positive, help="stop this call after N steps; run again to resume")

@@ -1,7 +1,7 @@
 """Scoring generated scenes: a multi-label classifier, i-CLEVR's top-k accuracy and exact-set accuracy.
 
 The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes with
-``python -m condiff train evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
+``python -m condiff train-evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
 contain k objects, take the classifier's k most likely labels and count how many were asked
 for; accuracy = hits / all objects asked. It ignores extra objects; the stricter exact-set accuracy
 is the share of images whose labels with sigmoid > 0.5 are exactly the asked ones, count included.
@@ -24,9 +24,7 @@ from tqdm import tqdm
 from . import WEIGHTS_DIR
 from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
-from .data.scenes import ProceduralScenes
 from .pipeline import check_sampling_args, make_scheduler, to_numpy_images
-from .runinfo import git_commit, hardware
 
 # ---------------------------------------------------------------------------------------------
 # The classifier
@@ -76,53 +74,6 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
     except Exception as error:
         raise OSError(f"could not load the evaluator in {path}: its files are missing or corrupted ({error})") \
             from error
-
-
-def train_evaluator(output_dir: str | Path, steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
-                    seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
-    """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
-
-    600 steps is how ``weights/evaluator`` was made; ``command`` (the CLI's call) goes into ``training.json``."""
-    commit = git_commit()  # the code this run starts with
-    torch.manual_seed(seed)
-    model = SceneClassifier()
-    data = ProceduralScenes(seed=seed)  # no exclusions: the judge must know every combination
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
-    start = time.perf_counter()
-    for step in tqdm(range(steps), desc="evaluator", disable=not progress, mininterval=10):
-        images, labels = data.batch(step, batch_size)
-        g = torch.Generator().manual_seed(seed + step)
-        # Light noise so that slightly imperfect samples are still judged by their content.
-        images = images + torch.rand(batch_size, 1, 1, 1, generator=g) * 0.1 * torch.randn(images.shape, generator=g)
-        loss = F.binary_cross_entropy_with_logits(model(images), labels)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-    seconds = time.perf_counter() - start
-    model.eval()
-    accuracy = real_scene_accuracy(model, seed=seed + 1)
-    output_dir = Path(output_dir)
-    model.save_pretrained(output_dir)
-    summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit}
-    if command:
-        summary["command"] = command
-    (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
-
-
-@torch.no_grad()
-def real_scene_accuracy(model: SceneClassifier, n: int = 2048, seed: int = 1) -> float:
-    """The classifier's top-k accuracy on ``n`` fresh rendered scenes (a ceiling for samples)."""
-    data = ProceduralScenes(seed=10_000 + seed)
-    hits = total = 0
-    for step in range(n // 256):
-        images, labels = data.batch(step, 256)
-        h, t = topk_hits(model(images), labels)
-        hits, total = hits + h, total + t
-    return hits / total
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,31 +1,35 @@
-"""The folder a training run writes into: one run at a time, never a half-written pipeline, plain errors.
+"""The folder a training run writes into: one run at a time, never a half-written file, plain errors.
 
     with RunFolder("runs/time_sum") as folder:   # refuses weights/, takes the lock, clears leftovers
         ...
+        folder.save_checkpoint(accelerator, step)  # checkpoint-NNNNNN/, renamed into place whole
         folder.save_pipeline(pipeline)           # swapped in file by file, model_index.json last
 
 - Shipped weights are never written by accident: a folder inside ``weights/``, or one holding a
   weights card (``README.md``) beside a model, is refused unless ``overwrite_shipped=True``.
-- ``.lock`` holds the PID of the run writing the folder; a second run stops with a message. A lock
-  left by a dead process (a killed run) is taken over.
+- ``.lock`` is an OS lock (``filelock.FileLock``: ``flock`` on Linux and macOS) held while a run
+  writes the folder; a second run stops with a message. The kernel frees it when the process ends,
+  killed or not, so a killed run's folder can be trained again at once (the empty file stays).
 - The pipeline is written to ``.pipeline.tmp/`` first, then each file is renamed into place (an
   atomic step) and ``model_index.json`` comes last, so a kill at any moment leaves a loadable pipeline.
-  Leftover ``*.tmp`` files and folders are removed when the next run starts.
+  Checkpoints, records and snapshots are written under a ``.tmp`` name and renamed too. Leftover
+  ``*.tmp`` files and folders are removed when the next run starts.
 - A full disk, a read-only file system or a missing permission is reported in words, naming the folder.
 """
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
-import socket
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from . import WEIGHTS_DIR
 
 LOCK = ".lock"
 STAGING = ".pipeline.tmp"
+INDEX = Path("model_index.json")  # a pipeline's table of contents: written last, so it marks a whole one
 CARD = "README.md"  # what `python -m condiff cards` writes beside a shipped model
 
 
@@ -65,23 +69,26 @@ def shipped_reason(folder: Path) -> str | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest whole checkpoint in ``output_dir``: a ``checkpoint-NNNNNN`` folder (never a ``.tmp`` one)."""
+    done = sorted(Path(output_dir).glob("checkpoint-" + "[0-9]" * 6))
+    return done[-1] if done else None
+
+
+def _pipeline_files(folder: Path, components) -> set[Path]:
+    """``model_index.json`` (if there) and every file in the ``components``' folders, relative to ``folder``."""
+    files = {p.relative_to(folder) for name in components for p in (folder / name).rglob("*") if p.is_file()}
+    return (files | {INDEX}) if (folder / INDEX).is_file() else files
 
 
 class RunFolder:
-    """Guard, lock and atomic pipeline writes for ``output_dir`` (a context manager; see the module doc)."""
+    """Guard, lock and atomic writes for ``output_dir`` (a context manager; see the module doc)."""
 
     def __init__(self, output_dir: str | Path, overwrite_shipped: bool = False, lock: bool = True):
         """``lock=False`` for the other processes of a multi-process run (the main one locks and cleans)."""
         self.path = Path(output_dir)
-        self.overwrite_shipped, self.use_lock, self.locked = overwrite_shipped, lock, False
+        self.overwrite_shipped = overwrite_shipped
+        self.lock = FileLock(self.path / LOCK, timeout=0) if lock else None  # timeout=0: fail at once if held
 
     # -- start and end ------------------------------------------------------------------------
 
@@ -93,61 +100,21 @@ class RunFolder:
                                  "--overwrite-shipped to replace those weights on purpose")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            if self.use_lock:  # the main process: other processes of the run neither lock nor clean
-                self._lock()
+            if self.lock is not None:  # the main process: other processes of the run neither lock nor clean
+                self.lock.acquire()
                 self.clean()
-        except RunFolderError:
-            raise
+        except Timeout:
+            raise RunFolderError(f"another training run is writing {self.path} (it holds {self.path / LOCK}); "
+                                 "wait for it to end, stop it, or choose another --out") from None
         except OSError as error:
+            self.__exit__()
             raise RunFolderError(describe_os_error(error, self.path, "start the run") or
                                  f"could not use {self.path} as the run folder: {error}") from None
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.locked:
-            self._unlock()
-
-    def _lock(self) -> None:
-        lock = self.path / LOCK
-        text = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                owner = self._lock_owner(lock)
-                if owner is not None:
-                    raise RunFolderError(
-                        f"another training run (PID {owner['pid']} on {owner['host']}) is writing {self.path}; "
-                        f"wait for it to end, stop it, or choose another --out (if no run is going, delete "
-                        f"{lock})") from None
-                lock.unlink(missing_ok=True)  # a dead run's lock: take it over
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            self.locked = True
-            return
-        raise RunFolderError(f"another run took the lock on {self.path} at the same moment; try again")
-
-    @staticmethod
-    def _lock_owner(lock: Path) -> dict | None:
-        """The live run holding ``lock``, or ``None`` when it is stale (dead PID) or unreadable."""
-        try:
-            owner = json.loads(lock.read_text())
-            pid, host = int(owner["pid"]), str(owner["host"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # empty or half-written by a run killed while locking
-        if host != socket.gethostname():
-            return {"pid": pid, "host": host}  # cannot tell from here: assume alive
-        return {"pid": pid, "host": host} if pid != os.getpid() and _pid_alive(pid) else None
-
-    def _unlock(self) -> None:
-        lock = self.path / LOCK
-        try:
-            if json.loads(lock.read_text()).get("pid") == os.getpid():
-                lock.unlink()
-        except (OSError, ValueError):
-            pass
-        self.locked = False
+        if self.lock is not None:
+            self.lock.release()
 
     def clean(self) -> None:
         """Remove what a killed run left half-written: ``*.tmp`` files and folders, here and one level down."""
@@ -157,50 +124,87 @@ class RunFolder:
             else:
                 item.unlink(missing_ok=True)
 
+    def save_error(self, error: BaseException, step: int, saved: int) -> BaseException:
+        """A failed save: a full or read-only disk in words, the folder cleaned of half-written files."""
+        try:
+            self.clean()
+        except OSError:
+            pass
+        message = describe_os_error(error, self.path, f"save step {step} in {self.path}")
+        if message is None:
+            return error
+        kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it" if saved \
+            else "nothing was saved yet"
+        return RunFolderError(f"{message}; {kept}")
+
     # -- writing ------------------------------------------------------------------------------
+
+    def save_checkpoint(self, accelerator, step: int) -> Path:
+        """``accelerator.save_state`` into a temporary folder, renamed into place; then older checkpoints go.
+
+        Every process calls it (each writes its RNG state). A kill at any moment leaves a whole checkpoint
+        (this one or the one before) and at most leftovers that the next save clears.
+        """
+        final = self.path / f"checkpoint-{step:06d}"
+        tmp, aside = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
+        accelerator.save_state(tmp, safe_serialization=False)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if final.exists():  # a --fresh run at a step that the old run had saved
+                shutil.rmtree(aside, ignore_errors=True)
+                os.replace(final, aside)
+            os.replace(tmp, final)
+            for old in self.path.glob("checkpoint-*"):
+                if old != final:
+                    shutil.rmtree(old)
+        accelerator.wait_for_everyone()
+        return final
 
     def save_pipeline(self, pipeline) -> None:
         """``pipeline.save_pretrained`` into the folder so that a kill at any moment leaves a loadable pipeline.
 
         Written whole into ``.pipeline.tmp/``, then each file renamed over its old copy (components
-        first, ``model_index.json`` last). When the new pipeline has other components or configs than
-        the old one, ``model_index.json`` is removed first: the folder is then briefly not a pipeline,
-        rather than a mix of two.
+        first, ``model_index.json`` last); the old pipeline's files that the new one lacks go after.
+        When old and new differ in files or configs, ``model_index.json`` is removed first: the folder
+        is then briefly not a pipeline, rather than a mix of two.
         """
         staging = self.path / STAGING
         shutil.rmtree(staging, ignore_errors=True)
         pipeline.save_pretrained(staging)
-        new_files = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
-        index = Path("model_index.json")
-        if not self._same_layout(staging, new_files):
-            (self.path / index).unlink(missing_ok=True)
-        for name in [f for f in new_files if f != index] + [index]:
+        components = list(pipeline.components)  # unet, scheduler, label_encoder (a None one too)
+        old, new = _pipeline_files(self.path, components), _pipeline_files(staging, components)
+        configs = [name for name in new if name.suffix == ".json"]
+        if old != new or any((self.path / c).read_bytes() != (staging / c).read_bytes() for c in configs):
+            (self.path / INDEX).unlink(missing_ok=True)
+        for name in sorted(new - {INDEX}) + [INDEX]:
             source, target = staging / name, self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(source, "rb") as f:
                 os.fsync(f.fileno())  # on disk before it replaces the old copy
             os.replace(source, target)
-        self._drop_stale_components(json.loads((self.path / index).read_text()), new_files)
+        for name in old - new:
+            (self.path / name).unlink()
+        for name, module in pipeline.components.items():
+            if module is None:
+                shutil.rmtree(self.path / name, ignore_errors=True)  # a component the new pipeline does not have
         shutil.rmtree(staging, ignore_errors=True)
 
-    def _same_layout(self, staging: Path, new_files: list[Path]) -> bool:
-        """The old pipeline has the same files and configs, so old and new files can mix while swapping."""
-        for name in new_files:
-            old = self.path / name
-            if not old.is_file():
-                return False
-            if name.suffix == ".json" and name.name != "model_index.json" and \
-                    old.read_bytes() != (staging / name).read_bytes():
-                return False
-        return True
+    def write_text(self, name: str, text: str) -> None:
+        """Write the file ``name`` via a ``.tmp`` file renamed into place: a reader never sees half of it."""
+        tmp = self.path / f"{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.path / name)
 
-    def _drop_stale_components(self, index: dict, new_files: list[Path]) -> None:
-        """Files the old pipeline had in its component folders and the new one has not (after the swap)."""
-        keep = set(new_files)
-        for component in {f.parts[0] for f in new_files if len(f.parts) > 1}:
-            for old in (self.path / component).rglob("*"):
-                if old.is_file() and old.relative_to(self.path) not in keep:
-                    old.unlink()
-        for name, value in index.items():
-            if isinstance(value, list) and value[0] is None and (self.path / name).is_dir():
-                shutil.rmtree(self.path / name)  # a component the new pipeline does not have
+    def snapshot(self, step: int) -> None:
+        """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN`` (via a .tmp folder)."""
+        target = self.path / "snapshots" / f"step-{step:06d}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.path, tmp, ignore=lambda folder, names: [
+            n for n in names if n in ("snapshots", LOCK) or n.startswith("checkpoint") or n.endswith(".tmp")])
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -49,13 +47,15 @@ from .data.torch_scenes import TorchScenes, step_generator
 from .models import build_models, count_parameters, predict_noise
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
-from .runfolder import LOCK, RunFolder, RunFolderError, describe_os_error
+from .runfolder import RunFolder, latest_checkpoint
 from .runinfo import git_commit, hardware
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes for the UNet
 # The 4th key of a step's generator for noise, timesteps and label dropout. Not 0: SeedSequence seeds
 # [seed, step, rank, 0] as [seed, step, rank], which is the data's key.
 NOISE_STREAM = 1
+# What a resumed run must keep, so that its images_seen and reproduction command stay true; the CLI's flags.
+RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
 
 
 def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> ProceduralScenes | TorchScenes:
@@ -87,45 +87,6 @@ class RunState(SimpleNamespace):
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(state)
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest whole checkpoint in ``output_dir``: a ``checkpoint-NNNNNN`` folder (never a ``.tmp`` one)."""
-    done = sorted(Path(output_dir).glob("checkpoint-" + "[0-9]" * 6))
-    return done[-1] if done else None
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
-    """``accelerator.save_state`` into a temporary folder, renamed into place; then older checkpoints go.
-
-    Every process calls it (each writes its RNG state). A kill at any moment leaves a whole checkpoint
-    (this one or the one before) and at most leftovers that the next save clears.
-    """
-    final = output_dir / f"checkpoint-{step:06d}"
-    tmp, aside = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
-    accelerator.save_state(tmp, safe_serialization=False)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():  # a --fresh run at a step that the old run had saved
-            shutil.rmtree(aside, ignore_errors=True)
-            os.replace(final, aside)
-        os.replace(tmp, final)
-        for old in output_dir.glob("checkpoint-*"):
-            if old != final:
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(temporary path)``, then rename it to ``path``: a reader never sees a half-written file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def train(
@@ -208,12 +169,12 @@ def train(
         *models, optimizer = accelerator.prepare(*trainable, optimizer)
         run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
         # Optimiser steps done, losses, training seconds, and the settings the run started with.
-        run = RunState(step=0, history=[], seconds=0.0, settings=run_settings(recipe))
+        run = RunState(step=0, history=[], seconds=0.0, settings={k: getattr(recipe, k) for k in RUN_SETTINGS})
         accelerator.register_for_checkpointing(ema, lr_schedule, run)
 
         def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
             if accelerator.is_main_process:
-                save_ema_pipeline(output_dir, trainable, ema, noise_scheduler)
+                save_ema_pipeline(folder, trainable, ema, noise_scheduler)
 
         accelerator.register_save_state_pre_hook(save_hook)
         checkpoint = latest_checkpoint(output_dir) if resume else None
@@ -278,14 +239,13 @@ def train(
                 run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
                 tick = time.perf_counter()
                 try:
-                    save_checkpoint(accelerator, output_dir, run.step)  # and, through the hook, the EMA pipeline
+                    folder.save_checkpoint(accelerator, run.step)  # and, through the hook, the EMA pipeline
                     if accelerator.is_main_process:
-                        _write_records(output_dir, recipe, run, trainable, accelerator.num_processes, commit, note,
-                                       command)
+                        _write_records(folder, recipe, run, trainable, accelerator.num_processes, commit, note, command)
                         if snapshot_every and run.step % snapshot_every == 0:
-                            _snapshot(output_dir, run.step)
+                            folder.snapshot(run.step)
                 except (OSError, RuntimeError) as error:
-                    raise _save_error(error, folder, run.step, saved) from None
+                    raise folder.save_error(error, run.step, saved) from None
                 saved = run.step
                 accelerator.wait_for_everyone()
         bar.close()
@@ -315,49 +275,18 @@ def _read_back(pending: list, accelerator, seconds: float, tick: float) -> list[
             for (s, _, lr, _), loss, clock in zip(pending, losses, clocks)]
 
 
-def _snapshot(output_dir: Path, step: int) -> None:
-    """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN`` (via a .tmp folder)."""
-    target = output_dir / "snapshots" / f"step-{step:06d}"
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(output_dir, tmp, ignore=lambda folder, names: [
-        n for n in names if n in ("snapshots", LOCK) or n.startswith("checkpoint") or n.endswith(".tmp")])
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-
-
-def run_settings(recipe: Recipe) -> dict:
-    """What a resumed run must keep, so that its images_seen and reproduction command stay true."""
-    return {"batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate, "seed": recipe.seed}
-
-
 def check_same_settings(saved: dict, recipe: Recipe, output_dir: Path) -> None:
     """Refuse to resume a run with another batch size, learning rate or seed than it started with."""
-    flags = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
-    for key, value in run_settings(recipe).items():
+    for key, flag in RUN_SETTINGS.items():
+        value = getattr(recipe, key)
         if key in saved and saved[key] != value:
-            flag = flags[key]
             raise ValueError(
                 f"{output_dir} was started with {flag} {saved[key]}; resuming it with {flag} {value} would mix "
                 f"two runs (its images_seen and reproduction command would be wrong). Resume with {flag} "
                 f"{saved[key]} (or without {flag}), or start over with --fresh")
 
 
-def _save_error(error: BaseException, folder: RunFolder, step: int, saved: int) -> BaseException:
-    """A failed save: a full or read-only disk in words, the folder cleaned of half-written files."""
-    try:
-        folder.clean()
-    except OSError:
-        pass
-    message = describe_os_error(error, folder.path, f"save step {step} in {folder.path}")
-    if message is None:
-        return error
-    kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it" if saved \
-        else "nothing was saved yet"
-    return RunFolderError(f"{message}; {kept}")
-
-
-def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_scheduler) -> None:
+def save_ema_pipeline(folder: RunFolder, trainable: list, ema: EMAModel, noise_scheduler) -> None:
     """The EMA weights as a pipeline anyone can load, written from copies: training's modules stay as they are.
 
     The copied UNet is made contiguous: converting the training UNet in place would change its layout
@@ -368,13 +297,13 @@ def save_ema_pipeline(output_dir: Path, trainable: list, ema: EMAModel, noise_sc
     ema.copy_to([p for m in copies for p in m.parameters()])
     unet, encoder = copies[0].to(memory_format=torch.contiguous_format), (copies[1:] or [None])[0]
     pipeline = ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder)
-    RunFolder(output_dir).save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
+    folder.save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
 
 
-def _write_records(output_dir, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:
+def _write_records(folder, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:
     """The loss history and the run's summary, each written whole."""
     history = run.history
-    _atomic_write(output_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history) + "\n"))
+    folder.write_text("history.json", json.dumps(history) + "\n")
     summary = {
         "recipe": recipe.to_dict(),
         "steps": run.step,
@@ -392,4 +321,4 @@ def _write_records(output_dir, recipe, run, trainable, num_processes, commit, no
         summary["command"] = command
     if note:
         summary["note"] = note
-    _atomic_write(output_dir / "training.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))
+    folder.write_text("training.json", json.dumps(summary, indent=1) + "\n")

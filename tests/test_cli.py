@@ -49,7 +49,8 @@ def test_help(argv, capsys):
     assert out.startswith("usage: python -m condiff")
     assert " ".join(["python -m condiff", *argv]) in out.splitlines()[0]
     if not argv:  # every command, in the usage line and in the description
-        commands = ("train", "sample", "evaluate", "results", "cards", "benchmark", "blog", "tutorial")
+        commands = ("train", "sample", "evaluate", "results", "cards", "benchmark", "blog", "tutorial",
+                    "train-evaluator")
         usage = out.split("\n\n")[0]
         assert all(command in usage for command in commands), usage
         assert all(f"python -m condiff {command}" in out for command in commands), out

@@ -10,10 +10,10 @@ from condiff.evaluate import (
     SceneClassifier,
     exact_set_accuracy,
     load_evaluator,
-    real_scene_accuracy,
     score_images,
     topk_hits,
 )
+from condiff.tools.evaluator import real_scene_accuracy
 
 
 def test_topk_hits_counts_hits_and_all_asked_objects():

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from filelock import FileLock
 from test_cli import check_error
 from test_train import REPO, TINY_CLI, checkpoint, child_env, history, one_thread, run  # noqa: F401
 from tiny import TINY
@@ -25,8 +26,8 @@ from tiny import TINY
 import condiff.runfolder
 from condiff.pipeline import load_pipeline
 from condiff.recipes import RECIPES
-from condiff.runfolder import LOCK, RunFolderError
-from condiff.train import latest_checkpoint, train
+from condiff.runfolder import LOCK, RunFolderError, latest_checkpoint
+from condiff.train import train
 
 
 @pytest.fixture
@@ -40,7 +41,13 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [str(p) for p in folder.rglob("*.tmp")] + [str(p) for p in folder.glob(LOCK)]
+    """Half-written files, and the lock if it is still held (the empty ``.lock`` file itself stays)."""
+    try:
+        with FileLock(folder / LOCK, timeout=0):
+            held = []
+    except TimeoutError:
+        held = [str(folder / LOCK)]
+    return [str(p) for p in folder.rglob("*.tmp")] + held
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,7 +81,7 @@ def test_case1_weights_folder_is_refused(tmp_path, capsys, monkeypatch, tiny_cli
     monkeypatch.setattr(condiff.runfolder, "WEIGHTS_DIR", weights)
     for out in (weights, weights / "time_sum", weights / "new_model"):
         check_error(["train", "tiny", "--out", out], capsys, "refusing to train into", "shipped weights")
-        check_error(["train", "evaluator", "--out", out, "--max-steps", 1], capsys, "refusing to train into")
+        check_error(["train-evaluator", "--out", out, "--max-steps", 1], capsys, "refusing to train into")
     assert [p.name for p in weights.rglob("*")] == ["time_sum"]
 
 
@@ -225,18 +232,20 @@ def test_case7_read_only_folder_fails_before_training(tmp_path, capsys, monkeypa
 
 def test_case9_second_run_on_a_folder_is_stopped(tmp_path, capsys, tiny_cli):
     out = tmp_path / "run"
-    out.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = (f"from condiff.runfolder import RunFolder; folder = RunFolder({str(out)!r}).__enter__(); print('locked', "
+              "flush=True); import time; time.sleep(60)")  # holds the folder as a training run does
+    other = subprocess.Popen([sys.executable, "-c", holder], cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
+                             text=True)
     try:
-        (out / LOCK).write_text(json.dumps({"pid": other.pid, "host": __import__("socket").gethostname()}))
-        check_error(["train", "tiny", "--out", out], capsys, f"another training run (PID {other.pid}",
-                    f"is writing {out}")
+        assert other.stdout.readline().strip() == "locked"
+        check_error(["train", "tiny", "--out", out], capsys, f"another training run is writing {out}",
+                    "wait for it to end, stop it, or choose another --out")
         assert not (out / "history.json").exists()
     finally:
-        other.kill()
+        other.kill()  # SIGKILL: the kernel frees its lock
         other.wait()
-    run(out)  # its PID is dead now: a stale lock is taken over
-    assert not (out / LOCK).exists()  # and released at the end
+    run(out)  # at once
+    assert leftovers(out) == []  # and the lock is released at the end
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,3 +62,16 @@ def test_cards_are_model_cards_from_the_runs_own_records(tmp_path, tiny_pipeline
     assert (weights / "README.md").read_text() == cards_markdown(weights)
     with pytest.raises(FileNotFoundError, match="no training.json"):
         ship(tmp_path / "nothing", "x", weights)
+
+
+def test_train_evaluator_writes_a_loadable_judge_and_its_command(tmp_path, capsys):
+    from condiff.__main__ import main
+    from condiff.evaluate import load_evaluator
+
+    main(["train-evaluator", "--out", str(tmp_path / "judge"), "--max-steps", "2", "--seed", "3"])
+    info = json.loads((tmp_path / "judge" / "training.json").read_text())
+    assert info["steps"] == 2 and info["seed"] == 3
+    assert info["command"] == "python -m condiff train-evaluator --max-steps 2 --seed 3"
+    assert 0 <= info["accuracy_on_fresh_scenes"] <= 1
+    load_evaluator(tmp_path / "judge")
+    assert f"saved to {tmp_path / 'judge'}" in capsys.readouterr().out

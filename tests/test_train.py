@@ -29,7 +29,8 @@ from tiny import TINY
 
 from condiff.pipeline import load_pipeline
 from condiff.recipes import RECIPES
-from condiff.train import latest_checkpoint, train
+from condiff.runfolder import latest_checkpoint
+from condiff.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CLI = [sys.executable, str(Path(__file__).with_name("tiny.py"))]  # `python -m condiff` that knows "tiny"

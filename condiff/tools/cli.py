@@ -1,4 +1,5 @@
-"""The maintainers' commands added to the core CLI: results, cards, benchmark, blog, tutorial, train-all.
+"""The maintainers' commands added to the core CLI: results, cards, benchmark, blog, tutorial, train-all,
+train-evaluator.
 
     python -m condiff results                       # score every shipped model, rewrite the README's tables
     python -m condiff cards --ship time_sum=runs/time_sum
@@ -7,6 +8,7 @@
     python -m condiff tutorial 01 03
     python -m condiff train-all --budget-minutes 8 --out OUT    # a GPU session: train, score, package all five
     python -m condiff cards --ship-archive OUT                  # then ship what it brought back
+    python -m condiff train-evaluator --out runs/evaluator      # remake the judge of weights/evaluator
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import sys
 from pathlib import Path
 
 from .. import cli as core
+from ..runfolder import shipped_reason
 from . import REPO_DIR, benchmark
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
+from .evaluator import STEPS, train_evaluator
 from .readme import update_readme
 from .results import to_markdown, write_results
 from .train_all import MODELS, ship_archive, train_all
@@ -117,6 +121,15 @@ def cmd_tutorial(args) -> None:
     print_results()
 
 
+def cmd_train_evaluator(args) -> None:
+    reason = shipped_reason(Path(args.out))
+    if reason and not args.overwrite_shipped:
+        raise ValueError(f"refusing to train into {args.out}: {reason}; choose another --out, or pass "
+                         "--overwrite-shipped to replace it on purpose")
+    command = f"{core.PROG} train-evaluator --max-steps {args.max_steps} --seed {args.seed}"
+    print(f"saved to {args.out}: {train_evaluator(args.out, args.max_steps, seed=args.seed, command=command)}")
+
+
 def build_parser():
     """The core parser (train, sample, evaluate) with the maintainers' commands added."""
     parser, sub = core.build_parser(description=f"{core.__doc__}\n{__doc__}")
@@ -193,6 +206,15 @@ def build_parser():
     p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
                    help="an argument for every condiff.train.train call, e.g. num_workers=2 (repeatable)")
     p.set_defaults(func=cmd_train_all)
+
+    p = sub.add_parser("train-evaluator", help="train the classifier that scores samples (weights/evaluator)")
+    p.add_argument("--out", default="runs/evaluator", help="output folder (default runs/evaluator)")
+    p.add_argument("--max-steps", type=core.whole(1), default=STEPS,
+                   help=f"training steps (default {STEPS}, how weights/evaluator was made)")
+    p.add_argument("--seed", type=core.whole(0, core.TRAIN_SEEDS - 1), default=0)
+    p.add_argument("--overwrite-shipped", action="store_true",
+                   help="allow --out to be weights/evaluator: replaces the shipped judge")
+    p.set_defaults(func=cmd_train_evaluator)
     return parser
 
 
