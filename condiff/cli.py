@@ -175,8 +175,7 @@ def keep_run_settings(args, out: Path) -> None:
 def cmd_train(args) -> None:
     out = args.out or f"runs/{args.recipe}"
     keep_run_settings(args, Path(out))
-    recipe = get_recipe(args.recipe).with_overrides(seed=args.seed, batch_size=args.batch_size,
-                                                    learning_rate=args.learning_rate, max_steps=args.max_steps)
+    recipe = get_recipe(args.recipe).with_overrides(**{key: getattr(args, key) for key in TRAIN_FLAGS})
     summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
                     snapshot_every=args.snapshot_every, note=args.note,
                     command=train_command(args, recipe.max_steps), log_every=args.log_every,
