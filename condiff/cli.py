@@ -29,7 +29,7 @@ from .evaluate import evaluate, load_evaluator
 from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from .plotting import image_grid
 from .recipes import RECIPES, get_recipe
-from .train import RUN_SETTINGS, train
+from .train import COMPILE_MODES, RUN_SETTINGS, train
 
 PROG = "python -m condiff"
 TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what a run learns: its reproduction command
@@ -261,7 +261,7 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to be a shipped model's folder (weights/NAME): replaces those weights")
     p.add_argument("--log-every", type=positive, default=50, help="read the loss back every N steps (default 50)")
-    p.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
+    p.add_argument("--compile", choices=COMPILE_MODES[1:],
                    help="run the UNet through torch.compile in this mode (reduce-overhead: CUDA graphs)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: a GPU if there is one")
     p.set_defaults(func=cmd_train)
