@@ -1,41 +1,16 @@
+"""The committed splits, the i-CLEVR folder format and its loader, and the README's data snippets.
+
+The renderer itself is tested in test_scenes.py.
+"""
 import json
 
-import numpy as np
 import pytest
-import torch
-from tiny import write_sprites_fixture
+from tiny import write_iclevr_folder, write_sprites_fixture
 
-from condiff.data.iclevr import (
-    SPLITS_DIR,
-    ICLEVRDataset,
-    held_out_combinations,
-    load_split,
-    write_iclevr_folder,
-)
+from condiff.data.iclevr import SPLITS_DIR, ICLEVRDataset, held_out_combinations, load_split
 from condiff.data.labels import MAX_OBJECTS, multihot_to_names
-from condiff.data.scenes import ProceduralScenes, background, render_scene
+from condiff.data.scenes import ProceduralScenes
 from condiff.tools.splits import make_splits
-
-
-def test_batches_are_deterministic_per_seed_and_step():
-    a_images, a_labels = ProceduralScenes(seed=3).batch(step=5, batch_size=8)
-    b_images, b_labels = ProceduralScenes(seed=3).batch(step=5, batch_size=8)
-    c_images, _ = ProceduralScenes(seed=3).batch(step=6, batch_size=8)
-    assert torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)
-    assert not torch.equal(a_images, c_images)
-    assert a_images.shape == (8, 3, 32, 32) and a_images.dtype == torch.float32
-    assert a_images.min() >= -1 and a_images.max() <= 1
-    assert set(a_labels.sum(1).tolist()) <= {1.0, 2.0, 3.0}
-
-
-@pytest.mark.parametrize("size", [16, 32, 64])
-def test_every_object_is_drawn_and_objects_do_not_overlap(size):
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        image = render_scene(["red cube", "blue sphere", "yellow cylinder"], rng, size)
-        changed = np.abs(image - background(size)).sum(-1) > 0.05  # pixels covered by objects
-        # Three objects of about (0.36 * size)^2 pixels each, none hiding another.
-        assert changed.sum() > 3 * 0.3 * (0.36 * size) ** 2
 
 
 def test_committed_splits_are_the_documented_ones():
