@@ -21,7 +21,7 @@ folder, then renamed), the EMA weights as a diffusers pipeline (written by the s
 On a GPU everything a step needs is drawn on it: the scenes (``data.scenes``), the noise,
 the timesteps and the label dropout. The step never waits for the device (the losses are read
 back every ``log_every`` steps), runs in bf16 autocast with fused AdamW, and can run the UNet through
-``torch.compile``. No render workers: one CPU thread draws >10,000 scenes/s, a CPU trains on ~25 images/s.
+``torch.compile``. No render workers: one CPU thread draws thousands of scenes/s, a CPU trains ~29 images/s.
 """
 from __future__ import annotations
 
