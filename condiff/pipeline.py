@@ -108,6 +108,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         num_inference_steps = self.default_steps() if num_inference_steps is None else num_inference_steps
         check_sampling_args(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps,
                             batch_size=batch_size, num_images_per_label=num_images_per_label)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"unknown output_type {output_type!r}; allowed: pil, np, pt")
 
         # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
         if self.label_encoder is None:
@@ -148,17 +150,13 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
 
         # 4. [-1, 1] -> [0, 1] and the requested type.
         image = (image / 2 + 0.5).clamp(0, 1)
-        if output_type == "pt":
-            output = image
-        else:
-            output = image.cpu().permute(0, 2, 3, 1).float().numpy()
-            if output_type == "pil":
-                output = self.numpy_to_pil(output)
-            elif output_type != "np":
-                raise ValueError(f"unknown output_type {output_type!r}; allowed: pil, np, pt")
+        if output_type != "pt":
+            image = image.cpu().permute(0, 2, 3, 1).float().numpy()  # (B, H, W, 3)
+        if output_type == "pil":
+            image = self.numpy_to_pil(image)
         if not return_dict:
-            return (output,)
-        return ImagePipelineOutput(images=output)
+            return (image,)
+        return ImagePipelineOutput(images=image)
 
 
 def check_sampling_args(num_inference_steps, guidance_scale, num_train_timesteps: int = 1000, **counts) -> None:
