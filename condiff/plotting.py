@@ -158,9 +158,7 @@ def loss_curve(
     if window > 1:
         average = np.convolve(losses, np.ones(window) / window, mode="valid")  # (N - window + 1,)
         ax.plot(steps[window - 1:], average, color="C0", lw=1.8, label=f"moving average ({window})")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set(yscale="log", xlabel="step", ylabel="loss", title=title)
     ax.grid(alpha=0.3, which="both")
     handles, labels = ax.get_legend_handles_labels()
     if any("lr" in h for h in history):
@@ -173,7 +171,6 @@ def loss_curve(
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right", fontsize=8)
-    ax.set_title(title)
     return fig
 
 
@@ -207,14 +204,11 @@ def accuracy_bars(results: Mapping[str, Mapping[str, float]], title: str | None 
         texts = ["" if math.isnan(v) else f"{v:.2f}" for v in values]
         ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
     ax.set_xticks(x, groups)
-    ax.set_ylim(0, 1.1)  # accuracies lie in [0, 1]; the headroom keeps the labels of full bars
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("accuracy")
+    # Accuracies lie in [0, 1]; the headroom keeps the labels of full bars.
+    ax.set(ylim=(0, 1.1), yticks=np.linspace(0, 1, 6), ylabel="accuracy", title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=max(1, len(splits)),
               frameon=False)
-    if title:
-        ax.set_title(title)
     return fig
 
 
@@ -232,13 +226,7 @@ def accuracy_curve(
         if len(ys) != len(line_xs):
             raise ValueError(f"{name!r} has {len(ys)} values for {len(line_xs)} x positions")
         ax.plot(line_xs, ys, marker="o", label=name)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy")
+    ax.set(xscale="log" if logx else "linear", ylim=(0, 1.02), xlabel=xlabel, ylabel="accuracy", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
     return fig
