@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from condiff.data.iclevr import held_out_combinations, load_split
-from condiff.data.labels import OBJECT_TO_INDEX, multihot_to_names
+from condiff.data.labels import OBJECT_TO_INDEX, OBJECTS
 from condiff.data.scenes import ProceduralScenes
 from condiff.data.sprites import IMAGES_FILE, LABELS_FILE, SIZE, SPRITE_CLASSES
 from condiff.recipes import RECIPES, Recipe
@@ -48,7 +48,7 @@ def write_iclevr_folder(root: str | Path, num_train: int = 1000, size: int = 32,
     for i, (image, label) in enumerate(zip(pixels, labels)):
         name = f"CLEVR_train_{i:06d}_0.png"
         Image.fromarray(image).save(root / "images" / name)
-        train[name] = multihot_to_names(label)
+        train[name] = [OBJECTS[i] for i in label.nonzero().flatten().tolist()]
     (root / "objects.json").write_text(json.dumps(OBJECT_TO_INDEX, indent=1))
     (root / "train.json").write_text(json.dumps(train, indent=1))
     for split in ("test", "new_test"):
