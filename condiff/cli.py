@@ -176,7 +176,7 @@ def cmd_train(args) -> None:
     out = args.out or f"runs/{args.recipe}"
     keep_run_settings(args, Path(out))
     recipe = get_recipe(args.recipe).with_overrides(**{key: getattr(args, key) for key in TRAIN_FLAGS})
-    summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after, num_workers=args.workers,
+    summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after,
                     snapshot_every=args.snapshot_every, note=args.note,
                     command=train_command(args, recipe.max_steps), log_every=args.log_every,
                     compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped)
@@ -252,8 +252,6 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--learning-rate", type=number(0, 1, low_open=True),
                    help="peak rate at the reference batch (256); training scales it by sqrt(batch size / 256)")
     p.add_argument("--seed", type=train_seed)
-    p.add_argument("--workers", type=whole(0), default=0,
-                   help="CPU runs: processes that render batches ahead (default 0); a GPU draws its scenes itself")
     p.add_argument("--snapshot-every", type=whole(0), default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import WEIGHTS_DIR
 from .data.iclevr import load_split
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
-from .pipeline import check_sampling_args, make_scheduler, to_numpy_images
+from .pipeline import check_sampling_args, load_folder, make_scheduler, to_numpy_images
 
 # ---------------------------------------------------------------------------------------------
 # The classifier
@@ -54,26 +54,20 @@ class SceneClassifier(ModelMixin, ConfigMixin):
 
 
 def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
+    """The scene classifier in ``path`` (default ``weights/evaluator``), with clear errors."""
     path = Path(path) if path is not None else WEIGHTS_DIR / "evaluator"
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"no evaluator at {path}: expected config.json and diffusion_pytorch_model.safetensors "
-            "(the repository ships them in weights/evaluator; `python -m condiff train evaluator` "
-            "remakes them)"
-        )
-    try:
-        class_name = json.loads((path / "config.json").read_text()).get("_class_name")
-    except (ValueError, AttributeError) as error:
-        raise OSError(f"could not load the evaluator in {path}: config.json is not a JSON object ({error})") \
-            from None
-    if class_name != SceneClassifier.__name__:
-        raise ValueError(f"{path} holds a {class_name}, not an evaluator (a SceneClassifier, like weights/evaluator); "
-                         "give --evaluator the classifier's folder, not a pipeline's")
-    try:
-        return SceneClassifier.from_pretrained(path).eval()
-    except Exception as error:
-        raise OSError(f"could not load the evaluator in {path}: its files are missing or corrupted ({error})") \
-            from error
+    if (path / "config.json").is_file():  # another model's folder would fail as "corrupted": say what it holds
+        try:
+            class_name = json.loads((path / "config.json").read_text()).get("_class_name")
+        except (ValueError, AttributeError) as error:
+            raise OSError(f"could not load the evaluator in {path}: config.json is not a JSON object ({error})") \
+                from None
+        if class_name != SceneClassifier.__name__:
+            raise ValueError(f"{path} holds a {class_name}, not an evaluator (a SceneClassifier, like "
+                             "weights/evaluator); give --evaluator the classifier's folder, not a pipeline's")
+    expected = ("config.json and diffusion_pytorch_model.safetensors (the repository ships them in "
+                "weights/evaluator; `python -m condiff train-evaluator` remakes them)")
+    return load_folder(SceneClassifier, path, "evaluator", expected).eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,12 +104,6 @@ def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return evaluator(x.float())
-
-
-@torch.no_grad()
-def score_images(images, cases: list[list[str]], evaluator: SceneClassifier | None = None) -> dict:
-    """Accuracy of ``images`` against the objects asked for, per image set and per label."""
-    return score_logits(classify(images, evaluator), cases)
 
 
 def score_logits(logits: torch.Tensor, cases: list[list[str]]) -> dict:
@@ -181,10 +169,8 @@ def evaluate(
                       output_type="np").images  # (b, H, W, 3) in [0, 1]
         seconds += time.perf_counter() - start
         logits.append(classify(images, evaluator))
-        if first < keep_images:
-            kept.append(images[:keep_images - first])
+        kept.append(images[:max(0, keep_images - first)])  # (b', H, W, 3): empty once keep_images are kept
     result = score_logits(torch.cat(logits), cases)
-    size = pipe.unet.config.sample_size
-    result.update(images=np.concatenate(kept) if kept else np.zeros((0, size, size, 3), np.float32), cases=cases,
-                  seconds=seconds, scheduler=type(fresh).__name__, steps=steps, guidance_scale=guidance_scale)
+    result.update(images=np.concatenate(kept), cases=cases, seconds=seconds, scheduler=type(fresh).__name__,
+                  steps=steps, guidance_scale=guidance_scale)
     return result

@@ -108,6 +108,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         num_inference_steps = self.default_steps() if num_inference_steps is None else num_inference_steps
         check_sampling_args(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps,
                             batch_size=batch_size, num_images_per_label=num_images_per_label)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"unknown output_type {output_type!r}; allowed: pil, np, pt")
 
         # 1. Labels -> (B, num_labels), or nothing for an unconditional model.
         if self.label_encoder is None:
@@ -148,17 +150,13 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
 
         # 4. [-1, 1] -> [0, 1] and the requested type.
         image = (image / 2 + 0.5).clamp(0, 1)
-        if output_type == "pt":
-            output = image
-        else:
-            output = image.cpu().permute(0, 2, 3, 1).float().numpy()
-            if output_type == "pil":
-                output = self.numpy_to_pil(output)
-            elif output_type != "np":
-                raise ValueError(f"unknown output_type {output_type!r}; allowed: pil, np, pt")
+        if output_type != "pt":
+            image = image.cpu().permute(0, 2, 3, 1).float().numpy()  # (B, H, W, 3)
+        if output_type == "pil":
+            image = self.numpy_to_pil(image)
         if not return_dict:
-            return (output,)
-        return ImagePipelineOutput(images=output)
+            return (image,)
+        return ImagePipelineOutput(images=image)
 
 
 def check_sampling_args(num_inference_steps, guidance_scale, num_train_timesteps: int = 1000, **counts) -> None:
@@ -176,42 +174,40 @@ def check_sampling_args(num_inference_steps, guidance_scale, num_train_timesteps
 
 def load_pipeline(path: str | Path, **kwargs) -> ConditionalDDPMPipeline:
     """``ConditionalDDPMPipeline.from_pretrained`` on a local folder, with clear errors."""
+    expected = ("a folder written by save_pretrained "
+                "(model_index.json, unet/, scheduler/ and, for conditional models, label_encoder/)")
+    return load_folder(ConditionalDDPMPipeline, path, "pipeline", expected, **kwargs)
+
+
+def load_folder(model_class, path: str | Path, what: str, expected: str, **kwargs):
+    """``model_class.from_pretrained`` on a local folder, with errors that name the folder, ``what`` it should
+    hold and the files ``expected``. The folder must have ``model_class.config_name`` (``model_index.json`` for
+    a pipeline, ``config.json`` for a model)."""
     path = Path(path)
-    if not (path / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"no pipeline at {path}: expected a folder written by save_pretrained "
-            "(model_index.json, unet/, scheduler/ and, for conditional models, label_encoder/)"
-        )
+    if not (path / model_class.config_name).is_file():
+        raise FileNotFoundError(f"no {what} at {path}: expected {expected}")
     try:
         diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar in notebooks
-        return ConditionalDDPMPipeline.from_pretrained(path, local_files_only=True, **kwargs)
+        return model_class.from_pretrained(path, local_files_only=True, **kwargs)
     except Exception as error:  # diffusers raises many kinds; say which folder is broken
-        raise OSError(f"could not load the pipeline in {path}: its files are missing or corrupted ({error})") \
+        raise OSError(f"could not load the {what} in {path}: its files are missing or corrupted ({error})") \
             from error
     finally:
         diffusers_logging.enable_progress_bar()
 
 
 def to_numpy_images(images, value_range: tuple[float, float] = (0, 1)) -> np.ndarray:
-    """PIL images, a (B, H, W, 3) array or a (B, 3, H, W) tensor -> (B, H, W, 3) floats in [0, 1].
+    """Images -> ``(B, H, W, 3)`` floats in [0, 1], for figures and the evaluator.
 
-    PIL images and uint8 arrays are read as 0..255; anything else is rescaled from ``value_range``.
+    Takes a ``(B, 3, H, W)`` or ``(B, 1, H, W)`` tensor or array, a ``(B, H, W, 3)`` array, or a list of PIL
+    images (the pipeline's default output). uint8 (PIL) is read as 0..255, anything else rescaled from ``value_range``.
     """
-    images = [images] if hasattr(images, "convert") else images  # one PIL image
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError("no images given")
-        if hasattr(images[0], "convert"):  # PIL images
-            return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
-        return np.concatenate([to_numpy_images(im, value_range) for im in images])
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().float().numpy()
-    x = np.asarray(images)
-    if x.ndim == 3:  # one image
-        x = x[None]
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (B, H, W, 3) or (B, 3, H, W), got {x.shape}")
-    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):  # channels first -> channels last
+    x = np.asarray(images)  # a list of PIL images -> (B, H, W, 3) uint8
+    if x.ndim != 4 or (x.shape[-1] != 3 and x.shape[1] not in (1, 3)):
+        raise ValueError(f"images must have shape (B, 3, H, W), (B, 1, H, W) or (B, H, W, 3), got {x.shape}")
+    if x.shape[-1] != 3:  # channels first -> channels last
         x = x.transpose(0, 2, 3, 1)
     if x.shape[-1] == 1:  # grayscale -> RGB
         x = np.repeat(x, 3, axis=-1)

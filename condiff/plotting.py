@@ -16,26 +16,50 @@ from matplotlib.figure import Figure
 
 from .pipeline import to_numpy_images
 
-CAPTION_FONTSIZE = 6.5
-LINE_INCHES = CAPTION_FONTSIZE * 1.3 / 72  # height of one caption line
+CAPTION_FONTSIZE = 6.5  # captions beneath images
+LABEL_FONTSIZE = 8  # row labels and column titles
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: a grid of square image axes, caption wrapping
+# Image figures: every one is a grid of image rows
 # ---------------------------------------------------------------------------------------------
 
-def _grid_figure(
-    nrows: int, ncols: int, scale: float, below: float = 0.0, left: float = 0.0, top: float = 0.0,
-) -> tuple[Figure, np.ndarray]:
-    """A figure of nrows x ncols square image axes, ``scale`` inches each, axes off.
+def _wrap(caption: str, scale: float, fontsize: float) -> str:
+    """Wrap a caption to the width of a ``scale``-inch image at ``fontsize``, keeping "red cube" together."""
+    width = max(8, int(scale * 124 / fontsize))  # characters per line: 19 at 6.5 pt under a 1-inch image
+    if "," not in caption:
+        return textwrap.fill(caption, width)
+    # A no-break space between each object's colour and shape keeps "red cube" on one line.
+    joined = ", ".join("\u00a0".join(part.strip().rsplit(" ", 1)) for part in caption.split(","))
+    return textwrap.fill(joined, width, break_on_hyphens=False, break_long_words=False).replace("\u00a0", " ")
 
-    All room is in inches: ``below`` each image (captions), ``left`` of the grid (row labels)
-    and ``top`` of the grid (the title, column titles).
+
+def _text_inches(texts: Sequence[str], fontsize: float) -> float:
+    """Height of the tallest of ``texts`` at ``fontsize``, plus a gap; 0 without texts."""
+    return max(t.count("\n") + 1 for t in texts) * fontsize * 1.3 / 72 + 0.06 if texts else 0.0
+
+
+def _image_rows(
+    rows: Sequence[np.ndarray], row_labels: Sequence[str] | None = None,
+    column_titles: Sequence[str] | None = None, captions: Sequence[Sequence[str]] | None = None,
+    title: str | None = None, scale: float = 1.0,
+) -> Figure:
+    """A grid of image rows, each ``(n, H, W, 3)`` in [0, 1], square images ``scale`` inches wide.
+
+    Optional: a label left of each row, a title above each column, a caption beneath each image
+    (one list per row) and a title above everything. Captions and column titles are wrapped to the
+    image's width; the figure is sized in inches so that every text fits.
     """
+    nrows, ncols = len(rows), max(len(row) for row in rows)
+    column_titles = [_wrap(t, scale, LABEL_FONTSIZE) for t in column_titles or []]
+    captions = [[_wrap(c, scale, CAPTION_FONTSIZE) for c in row] for row in captions or []]
     pad = 0.05 * scale  # gap between neighbouring images
+    below = _text_inches([c for row in captions for c in row], CAPTION_FONTSIZE)  # under each image
+    left = 0.15 + 0.075 * max(len(label) for label in row_labels) if row_labels else 0.0  # about 8 pt characters
+    top = (0.35 if title else 0.0) + _text_inches(column_titles, LABEL_FONTSIZE)
     width = left + ncols * (scale + pad)
     height = top + nrows * (scale + below + pad)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)  # axes: (nrows, ncols)
     fig.subplots_adjust(
         left=(left + pad / 2) / width, right=1 - pad / 2 / width,
         bottom=(below + pad / 2) / height, top=1 - (top + pad / 2) / height,
@@ -43,35 +67,21 @@ def _grid_figure(
     )
     for ax in axes.flat:
         ax.axis("off")
-    return fig, axes  # axes: (nrows, ncols)
-
-
-def _wrap(caption: str, width: int) -> str:
-    """Wrap a caption to lines of about ``width`` characters, keeping "red cube" together."""
-    parts = [p.strip() for p in caption.split(",")]
-    if len(parts) == 1:
-        return textwrap.fill(caption, width)
-    lines, line = [], ""
-    for i, part in enumerate(parts):
-        word = part + ("," if i < len(parts) - 1 else "")
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return "\n".join(textwrap.fill(line, width) for line in lines)
-
-
-def _title(fig: Figure, title: str | None) -> None:
-    """A title in the ``top`` inches that ``_grid_figure`` left free."""
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            axes[r, c].imshow(image, interpolation="nearest")
+            if captions:
+                axes[r, c].text(0.5, -0.03, captions[r][c], transform=axes[r, c].transAxes, ha="center", va="top",
+                                fontsize=CAPTION_FONTSIZE, linespacing=1.1)
+        if row_labels:
+            axes[r, 0].text(-0.08, 0.5, row_labels[r], transform=axes[r, 0].transAxes, ha="right", va="center",
+                            fontsize=LABEL_FONTSIZE)
+    for c, column_title in enumerate(column_titles):
+        axes[0, c].set_title(column_title, fontsize=LABEL_FONTSIZE, linespacing=1.1, pad=2)
     if title:
-        fig.suptitle(title, y=1 - 0.08 / fig.get_figheight(), va="top", fontsize=10)
+        fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=10)
+    return fig
 
-
-# ---------------------------------------------------------------------------------------------
-# Image figures
-# ---------------------------------------------------------------------------------------------
 
 def image_grid(
     images, captions: Sequence[str] | None = None, ncols: int = 8, title: str | None = None,
@@ -79,45 +89,13 @@ def image_grid(
 ) -> Figure:
     """A grid of images, ``ncols`` per row, each with an optional wrapped caption beneath."""
     x = to_numpy_images(images)  # (B, H, W, 3)
-    n = len(x)
-    if captions is not None and len(captions) != n:
-        raise ValueError(f"got {n} images but {len(captions)} captions")
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    width_chars = max(8, int(19 * scale))  # characters that fit under one image
-    wrapped = [_wrap(c, width_chars) for c in captions] if captions is not None else None
-    max_lines = max((w.count("\n") + 1 for w in wrapped), default=0) if wrapped else 0
-    below = max_lines * LINE_INCHES + (0.06 if wrapped else 0.0)
-    top = 0.35 if title else 0.0
-    fig, axes = _grid_figure(nrows, ncols, scale, below=below, top=top)
-    for i in range(n):
-        ax = axes.flat[i]
-        ax.imshow(x[i], interpolation="nearest")
-        if wrapped:
-            ax.text(0.5, -0.03, wrapped[i], transform=ax.transAxes, ha="center", va="top",
-                    fontsize=CAPTION_FONTSIZE, linespacing=1.1)
-    _title(fig, title)
-    return fig
-
-
-def label_rows(
-    images, row_labels: Sequence[str], ncols: int, title: str | None = None, scale: float = 1.0,
-) -> Figure:
-    """One row per label, ``ncols`` images each, label text on the left; images row-major."""
-    x = to_numpy_images(images)  # (rows * ncols, H, W, 3)
-    nrows = len(row_labels)
-    if len(x) != nrows * ncols:
-        raise ValueError(f"got {len(x)} images, expected {nrows} rows x {ncols} columns = {nrows * ncols}")
-    left = 0.15 + 0.075 * max(len(label) for label in row_labels)  # about 8 pt characters
-    top = 0.35 if title else 0.0
-    fig, axes = _grid_figure(nrows, ncols, scale, left=left, top=top)
-    for r, label in enumerate(row_labels):
-        for c in range(ncols):
-            axes[r, c].imshow(x[r * ncols + c], interpolation="nearest")
-        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center",
-                        fontsize=8)
-    _title(fig, title)
-    return fig
+    if captions is not None and len(captions) != len(x):
+        raise ValueError(f"got {len(x)} images but {len(captions)} captions")
+    ncols = max(1, min(ncols, len(x)))
+    starts = range(0, len(x), ncols)
+    rows = [x[i:i + ncols] for i in starts]
+    captions = [captions[i:i + ncols] for i in starts] if captions is not None else None
+    return _image_rows(rows, captions=captions, title=title, scale=scale)
 
 
 def trajectory_strip(
@@ -129,19 +107,9 @@ def trajectory_strip(
         raise ValueError(f"got {len(frames)} frames, {len(timesteps)} timesteps, {len(x0_frames or frames)} x0-hats")
     if x0_frames is not None:  # (B, 3, H, W) each -> (2B, 3, H, W): x_t, x0-hat, x_t, x0-hat, ...
         frames = [torch.stack([xt, x0], 1).flatten(0, 1) for xt, x0 in zip(frames, x0_frames)]
-    columns = [to_numpy_images(f, value_range) for f in frames]  # T x (B, H, W, 3)
-    nrows, ncols = len(columns[0]), len(columns)
-    top = (0.35 if title else 0.0) + 0.2  # title, then the column titles
-    fig, axes = _grid_figure(nrows, ncols, scale, top=top, left=0.55 if x0_frames is not None else 0.0)
-    for c, (frame, t) in enumerate(zip(columns, timesteps)):
-        axes[0, c].set_title(f"t={int(t)}", fontsize=8, pad=3)
-        for r in range(nrows):
-            axes[r, c].imshow(frame[r], interpolation="nearest")
-            if c == 0 and x0_frames is not None:
-                axes[r, 0].text(-0.08, 0.5, ("x_t", "x0-hat")[r % 2], transform=axes[r, 0].transAxes, ha="right",
-                                va="center", fontsize=8)
-    _title(fig, title)
-    return fig
+    rows = np.stack([to_numpy_images(f, value_range) for f in frames], axis=1)  # (rows, T, H, W, 3)
+    row_labels = ["x_t", "x0-hat"] * (len(rows) // 2) if x0_frames is not None else None
+    return _image_rows(rows, row_labels, [f"t={int(t)}" for t in timesteps], title=title, scale=scale)
 
 
 def noised_strip(
@@ -153,18 +121,11 @@ def noised_strip(
         raise ValueError(f"image must be one (3, H, W) tensor in [-1, 1], got shape {tuple(image.shape)}")
     x0 = image[None].float().cpu()  # (1, 3, H, W)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # (1, 3, H, W)
-    names = list(schedulers)
-    left = 0.15 + 0.075 * max(len(name) for name in names)
-    fig, axes = _grid_figure(len(names), len(timesteps), scale, left=left, top=0.2)
-    for r, name in enumerate(names):
-        for c, t in enumerate(timesteps):
-            xt = schedulers[name].add_noise(x0, noise, torch.tensor([int(t)]))  # (1, 3, H, W)
-            axes[r, c].imshow(to_numpy_images(xt, (-1, 1))[0], interpolation="nearest")
-            if r == 0:
-                axes[r, c].set_title(f"t={int(t)}", fontsize=8, pad=3)
-        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center",
-                        fontsize=8)
-    return fig
+    rows = []
+    for scheduler in schedulers.values():
+        xt = torch.cat([scheduler.add_noise(x0, noise, torch.tensor([int(t)])) for t in timesteps])  # (T, 3, H, W)
+        rows.append(to_numpy_images(xt, (-1, 1)))  # (T, H, W, 3)
+    return _image_rows(rows, list(schedulers), [f"t={int(t)}" for t in timesteps], scale=scale)
 
 
 def guidance_sweep(
@@ -172,25 +133,11 @@ def guidance_sweep(
     value_range: tuple[float, float] = (0, 1), scale: float = 1.0,
 ) -> Figure:
     """One row per guidance scale ("w = 2.0"), the same prompts across; captions head the columns."""
-    rows = {w: to_numpy_images(images, value_range) for w, images in images_per_scale.items()}
-    ncols = max(len(x) for x in rows.values())
+    rows = [to_numpy_images(images, value_range) for images in images_per_scale.values()]  # (n, H, W, 3) each
+    ncols = max(len(x) for x in rows)
     if captions is not None and len(captions) != ncols:
         raise ValueError(f"got {ncols} columns but {len(captions)} captions")
-    width_chars = max(8, int(19 * scale))
-    wrapped = [_wrap(c, width_chars) for c in captions] if captions is not None else None
-    top = (max(w.count("\n") + 1 for w in wrapped) * LINE_INCHES + 0.06) if wrapped else 0.0
-    labels = [f"w = {float(w)}" for w in rows]
-    left = 0.15 + 0.075 * max(len(label) for label in labels)
-    fig, axes = _grid_figure(len(rows), ncols, scale, left=left, top=top)
-    for r, (label, x) in enumerate(zip(labels, rows.values())):
-        for c in range(len(x)):
-            axes[r, c].imshow(x[c], interpolation="nearest")
-        axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center",
-                        fontsize=8)
-    for c, caption in enumerate(wrapped or []):
-        axes[0, c].text(0.5, 1.03, caption, transform=axes[0, c].transAxes, ha="center", va="bottom",
-                        fontsize=CAPTION_FONTSIZE, linespacing=1.1)
-    return fig
+    return _image_rows(rows, [f"w = {float(w)}" for w in images_per_scale], captions, scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,9 +158,7 @@ def loss_curve(
     if window > 1:
         average = np.convolve(losses, np.ones(window) / window, mode="valid")  # (N - window + 1,)
         ax.plot(steps[window - 1:], average, color="C0", lw=1.8, label=f"moving average ({window})")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set(yscale="log", xlabel="step", ylabel="loss", title=title)
     ax.grid(alpha=0.3, which="both")
     handles, labels = ax.get_legend_handles_labels()
     if any("lr" in h for h in history):
@@ -226,7 +171,6 @@ def loss_curve(
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right", fontsize=8)
-    ax.set_title(title)
     return fig
 
 
@@ -260,14 +204,11 @@ def accuracy_bars(results: Mapping[str, Mapping[str, float]], title: str | None 
         texts = ["" if math.isnan(v) else f"{v:.2f}" for v in values]
         ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
     ax.set_xticks(x, groups)
-    ax.set_ylim(0, 1.1)  # accuracies lie in [0, 1]; the headroom keeps the labels of full bars
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("accuracy")
+    # Accuracies lie in [0, 1]; the headroom keeps the labels of full bars.
+    ax.set(ylim=(0, 1.1), yticks=np.linspace(0, 1, 6), ylabel="accuracy", title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=max(1, len(splits)),
               frameon=False)
-    if title:
-        ax.set_title(title)
     return fig
 
 
@@ -285,13 +226,7 @@ def accuracy_curve(
         if len(ys) != len(line_xs):
             raise ValueError(f"{name!r} has {len(ys)} values for {len(line_xs)} x positions")
         ax.plot(line_xs, ys, marker="o", label=name)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy")
+    ax.set(xscale="log" if logx else "linear", ylim=(0, 1.02), xlabel=xlabel, ylabel="accuracy", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
     return fig

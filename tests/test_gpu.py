@@ -11,7 +11,7 @@ import torch
 from tiny import TINY
 
 from condiff.data.iclevr import held_out_combinations
-from condiff.data.torch_scenes import TorchScenes
+from condiff.data.scenes import ProceduralScenes
 from condiff.recipes import RECIPES
 from condiff.train import default_data, train
 
@@ -19,14 +19,15 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def test_scenes_drawn_on_the_gpu_match_the_cpu_renderer():
-    gpu = TorchScenes(exclude=held_out_combinations(), seed=0, device="cuda")
-    cpu = TorchScenes(exclude=held_out_combinations(), seed=0)
+    gpu = ProceduralScenes(exclude=held_out_combinations(), seed=0, device="cuda")
+    cpu = ProceduralScenes(exclude=held_out_combinations(), seed=0)
     objects, boxes = gpu.layout(0, 512)
     images, labels = gpu.batch(0, 512)
     assert images.is_cuda and labels.is_cuda and images.shape == (512, 3, 32, 32)
     torch.testing.assert_close(images.cpu(), cpu.render_layout(objects.cpu(), boxes.cpu()), rtol=0, atol=1e-5)
     torch.testing.assert_close(labels.cpu(), cpu.labels(objects.cpu()))
-    assert isinstance(default_data(RECIPES["time_sum"], "cuda"), TorchScenes)
+    data = default_data(RECIPES["time_sum"], "cuda")
+    assert isinstance(data, ProceduralScenes) and data.device.type == "cuda"
 
 
 def _syncs_during_training(tmp_path, steps: int) -> int:

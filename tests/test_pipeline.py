@@ -99,8 +99,8 @@ def test_outputs_and_bad_inputs():
         pipe(num_inference_steps=2)
     with pytest.raises(ValueError, match=r"shape \(batch, 24\)"):
         pipe(torch.zeros(2, 7), num_inference_steps=2)
-    with pytest.raises(ValueError, match="output_type"):
-        pipe(CASES, num_inference_steps=2, output_type="jpeg")
+    with pytest.raises(ValueError, match="output_type 'jpeg'; allowed: pil, np, pt"):  # before any step
+        pipe(CASES, num_inference_steps=2, output_type="jpeg", callback_on_step_end=lambda *_: pytest.fail("sampled"))
     with pytest.raises(ValueError, match="unconditional"):
         make_pipe("unconditional")(CASES, num_inference_steps=2)
 

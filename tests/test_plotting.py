@@ -40,6 +40,9 @@ def test_to_numpy_accepts_every_image_form():
     np.testing.assert_allclose(to_numpy_images(tensor), array)
     np.testing.assert_allclose(to_numpy_images(pil), array, atol=1 / 255)
     np.testing.assert_allclose(to_numpy_images(tensor * 2 - 1, value_range=(-1, 1)), array, atol=1e-6)
+    np.testing.assert_allclose(to_numpy_images(tensor[:, :1]), array[..., :1].repeat(3, -1))  # grayscale -> RGB
+    with pytest.raises(ValueError, match=r"\(B, H, W, 3\), got \(8, 8, 3\)"):
+        to_numpy_images(array[0])  # one image, no batch axis
 
 
 def test_image_grid_with_captions_and_title():
@@ -55,13 +58,6 @@ def test_image_grid_pil_and_numpy():
     check(plotting.image_grid(pil, ncols=2), n_axes=4)
     with pytest.raises(ValueError, match="captions"):
         plotting.image_grid(array, captions=["a"])
-
-
-def test_label_rows():
-    labels = ["hero", "non-hero", "food"]
-    check(plotting.label_rows(torch.rand(12, 3, 16, 16), labels, ncols=4), n_axes=12)
-    with pytest.raises(ValueError, match="expected 3 rows x 4 columns"):
-        plotting.label_rows(torch.rand(11, 3, 16, 16), labels, ncols=4)
 
 
 def test_loss_curve_with_and_without_lr():
@@ -108,8 +104,13 @@ def test_noised_strip(schedulers):
 def test_guidance_sweep():
     sweep = {w: torch.rand(3, 3, 16, 16) for w in (0.0, 2.0, 7.5)}
     captions = ["red cube", "blue sphere, gray cylinder", "yellow cube"]
-    check(plotting.guidance_sweep(sweep, captions=captions), n_axes=9)
+    fig = plotting.guidance_sweep(sweep, captions=captions)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["w = 0.0"]  # row label left of the row
+    assert fig.axes[1].get_title() == "blue sphere,\ngray cylinder"  # column titles wrapped at the comma
+    check(fig, n_axes=9)
     check(plotting.guidance_sweep(sweep), n_axes=9)
+    with pytest.raises(ValueError, match="3 columns but 2 captions"):
+        plotting.guidance_sweep(sweep, captions=captions[:2])
 
 
 def test_accuracy_bars_and_curve():

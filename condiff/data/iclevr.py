@@ -8,11 +8,11 @@ An i-CLEVR folder holds:
     new_test.json    [...]                                                      (unseen combinations)
     images/          the PNGs named in train.json
 
-``write_iclevr_folder`` renders the built-in scenes into that layout, and ``ICLEVRDataset`` reads
-either it or the real i-CLEVR folder (images resized to the model's size), so a reader who has
-the real data changes one path. The splits every score in this repository uses are committed
-in ``condiff/data/splits/`` (drawn by ``condiff.tools.splits``): ``test`` holds combinations seen
-in training, ``new_test`` combinations that training never shows (``ProceduralScenes(exclude=...)``
+``ICLEVRDataset`` reads such a folder, the real i-CLEVR one included (images resized to the
+model's size), so a reader who has the real data passes it to ``train(data=...)`` in place of the
+procedural scenes. The splits every score in this repository uses are committed in
+``condiff/data/splits/`` (drawn by ``condiff.tools.splits``): ``test`` holds combinations seen in
+training, ``new_test`` combinations that training never shows (``ProceduralScenes(exclude=...)``
 leaves them out), and ``single`` each of the 24 objects alone, twice (notebook 2).
 """
 from __future__ import annotations
@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .labels import OBJECT_TO_INDEX, OBJECTS, names_to_multihot, shorten
-from .scenes import random_objects, render_scene, to_tensor
+from .labels import OBJECTS, names_to_multihot, shorten
 
 SPLITS_DIR = Path(__file__).parent / "splits"
 SPLITS = ("test", "new_test", "single")
@@ -80,26 +79,6 @@ def held_out_combinations() -> set[frozenset[str]]:
 # The folder format
 # ---------------------------------------------------------------------------------------------
 
-def write_iclevr_folder(root: str | Path, num_train: int = 1000, size: int = 32, seed: int = 0) -> Path:
-    """Render ``num_train`` training scenes into i-CLEVR's layout, with the committed splits."""
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    exclude = held_out_combinations()
-    train = {}
-    for i in range(num_train):
-        objects = random_objects(rng, exclude=exclude)
-        name = f"CLEVR_train_{i:06d}_0.png"
-        image = render_scene(objects, rng, size)
-        Image.fromarray((image * 255).round().astype(np.uint8)).save(root / "images" / name)
-        train[name] = objects
-    (root / "objects.json").write_text(json.dumps(OBJECT_TO_INDEX, indent=1))
-    (root / "train.json").write_text(json.dumps(train, indent=1))
-    for split in ("test", "new_test"):
-        (root / f"{split}.json").write_text(json.dumps(load_split(split)))
-    return root
-
-
 def _read_json(path: Path):
     if not path.is_file():
         raise FileNotFoundError(
@@ -113,7 +92,7 @@ def _read_json(path: Path):
 
 
 class ICLEVRDataset(torch.utils.data.Dataset):
-    """Images and multi-hot labels from an i-CLEVR folder (the real one or ``write_iclevr_folder``'s).
+    """Images and multi-hot labels from an i-CLEVR folder.
 
     ``split="train"`` yields ``(image (3, size, size) in [-1, 1], label (24,))``; ``test`` and
     ``new_test`` have no images, only labels. The real i-CLEVR keeps its PNGs next to the JSON
@@ -145,7 +124,7 @@ class ICLEVRDataset(torch.utils.data.Dataset):
         if not path.is_file():
             raise FileNotFoundError(f"image {path.name} listed in train.json is missing from {path.parent}")
         image = Image.open(path).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
-        return to_tensor(np.asarray(image, dtype=np.float32)[None] / 255.0)[0]
+        return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 255.0 * 2 - 1  # (3, size, size)
 
     def __len__(self) -> int:
         return len(self.cases)

@@ -61,12 +61,6 @@ def names_to_multihot(
     return vector
 
 
-def multihot_to_names(vector: torch.Tensor, vocabulary: Sequence[str] = OBJECTS) -> list[str]:
-    """A multi-hot (or one-hot) vector of shape ``(len(vocabulary),)`` -> the names it marks."""
-    vector = check_label_tensor(vector.reshape(1, -1), len(vocabulary))[0]
-    return [vocabulary[i] for i in vector.nonzero().flatten().tolist()]
-
-
 def index_to_onehot(index: int | torch.Tensor, num_labels: int = NUM_LABELS) -> torch.Tensor:
     """Class index (or a batch of them) -> float one-hot of shape ``(..., num_labels)``."""
     index = torch.as_tensor(index)

@@ -18,9 +18,10 @@ Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 
    DPM-Solver++ at 50 / 25 / 10 steps, on the full splits.
 4. ``training_curve``: the accuracy of each snapshot a run kept (``train --snapshot-every``)
    against its training minutes: how long a recipe needs.
-5. ``throughput``: training images/s of the seed tutorials' whole loop (CPU-rendered batches through a
-   DataLoader, fp32, a host sync every step) against condiff's ``train`` (scenes drawn on the device,
-   no sync within a step, bf16 and fused AdamW on a GPU), same model and batch, in one run.
+5. ``throughput``: training images/s of the seed tutorials' whole loop (scenes rendered one at a time on
+   the CPU and batched by a DataLoader, fp32, a host sync every step) against condiff's ``train`` (scenes
+   drawn on the device, no sync within a step, bf16 and fused AdamW on a GPU), same model and batch, in
+   one run.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
@@ -37,9 +37,7 @@ from diffusers.training_utils import EMAModel
 
 from .. import WEIGHTS_DIR
 from ..data.iclevr import held_out_combinations, load_split
-from ..data.labels import names_to_multihot
-from ..data.scenes import ProceduralScenes, random_objects, render_scene
-from ..data.torch_scenes import TorchScenes
+from ..data.scenes import ProceduralScenes
 from ..evaluate import evaluate, load_evaluator, splits_for
 from ..models import build_models, predict_noise
 from ..pipeline import load_pipeline, make_scheduler
@@ -97,19 +95,18 @@ def training_throughput(recipe_name: str = "time_sum", steps: int = 10, rounds: 
 
 
 class _OneSceneAtATime(torch.utils.data.Dataset):
-    """The seed tutorials' data: a Dataset of single numpy-rendered scenes, batched by a DataLoader."""
+    """The seed tutorials' data: a Dataset of single scenes rendered on the CPU, batched by a DataLoader."""
 
     def __init__(self, recipe, length: int):
-        self.recipe, self.length, self.exclude = recipe, length, held_out_combinations()
+        self.length = length
+        self.scenes = ProceduralScenes(recipe.image_size, recipe.max_objects, held_out_combinations(), recipe.seed)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.recipe.seed, i])
-        names = random_objects(rng, self.recipe.max_objects, self.exclude)
-        image = torch.from_numpy(render_scene(names, rng, self.recipe.image_size)).permute(2, 0, 1) * 2 - 1
-        return image, names_to_multihot(names, max_objects=self.recipe.max_objects)  # (3, H, W), (24,)
+        images, labels = self.scenes.batch(i, 1)  # one scene: (1, 3, H, W), (1, 24)
+        return images[0], labels[0]
 
 
 def scenes_per_second(source, batch_size: int = 256, seconds: float = 3.0) -> float:
@@ -134,8 +131,8 @@ def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: i
     condiff: ``condiff.train.train`` itself: scenes drawn on the device, no wait for it within a step,
     bf16 autocast and fused AdamW on a GPU (fp32 on the CPU), ``compile_mode`` if given.
     Each does ``steps`` warm-up steps, then ``steps`` timed ones; both include gradient clipping and EMA.
-    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test). The result also holds the scenes/s of
-    both renderers at this batch size: the numpy one (one CPU process) and the torch one on ``device``.
+    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test). The result also holds the renderer's
+    scenes/s on ``device`` at this batch size (``scenes_per_s``).
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}; allowed: cpu, cuda")
@@ -184,19 +181,18 @@ def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: i
                     seed=recipe.seed)
     with tempfile.TemporaryDirectory() as out:
         train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps), out,
-              data=TorchScenes(**settings, device=device),
+              data=ProceduralScenes(**settings, device=device),
               progress=False, log_every=steps, compile_mode=compile_mode, device=device)
         history = json.loads((Path(out) / "history.json").read_text())
     condiff = steps * B / (history[2 * steps - 1]["seconds"] - history[steps - 1]["seconds"])
     seconds = 0.2 if quick else 3.0
-    scenes = {"numpy_scenes_per_s": scenes_per_second(ProceduralScenes(**settings), B, seconds),
-              "torch_scenes_per_s": scenes_per_second(TorchScenes(**settings, device=device), B, seconds)}
+    scenes = scenes_per_second(ProceduralScenes(**settings, device=device), B, seconds)
     return {"device": device, "hardware": hardware(), "threads": torch.get_num_threads(), "recipe": recipe.name,
             "batch_size": B, "image_size": recipe.image_size, "timed_steps": steps, "naive_workers": naive_workers,
             "mixed_precision": recipe.mixed_precision if device == "cuda" else "no", "compile_mode": compile_mode,
             "quick": quick, "torch": torch.__version__, "naive_images_per_s": round(naive, 1),
             "condiff_images_per_s": round(condiff, 1), "ratio": round(condiff / naive, 2),
-            **{key: round(value) for key, value in scenes.items()}}
+            "scenes_per_s": round(scenes)}
 
 
 def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("ddim", 50), ("ddim", 25),

@@ -204,7 +204,7 @@ def build_parser():
                         "pipelines with a file over 15 MB, such as the wide variant)")
     p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
     p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
-                   help="an argument for every condiff.train.train call, e.g. num_workers=2 (repeatable)")
+                   help="an argument for every condiff.train.train call, e.g. log_every=10 (repeatable)")
     p.set_defaults(func=cmd_train_all)
 
     p = sub.add_parser("train-evaluator", help="train the classifier that scores samples (weights/evaluator)")

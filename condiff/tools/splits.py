@@ -5,13 +5,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from itertools import combinations
 
 import numpy as np
 
 from ..data.iclevr import SPLITS_DIR
-from ..data.labels import MAX_OBJECTS, OBJECT_TO_INDEX, OBJECTS
-from ..data.scenes import random_objects
+from ..data.labels import MAX_OBJECTS, NUM_LABELS, OBJECT_TO_INDEX, OBJECTS
+
+
+def random_objects(
+    rng: np.random.Generator,
+    max_objects: int = MAX_OBJECTS,
+    exclude: Collection[frozenset[str]] = (),
+) -> list[str]:
+    """1..max_objects distinct object names, never one of the ``exclude``d combinations.
+
+    The objects of one scene, drawn as ``ProceduralScenes`` draws them (a uniform count, a uniform set,
+    redrawn if excluded), from a numpy generator: the committed ``test`` split was drawn with it.
+    """
+    while True:
+        n = int(rng.integers(1, max_objects + 1))
+        names = [OBJECTS[i] for i in rng.choice(NUM_LABELS, size=n, replace=False)]
+        if frozenset(names) not in exclude:
+            return names
 
 
 def make_splits(seed: int = 2024, num_cases: int = 64) -> dict[str, list[list[str]]]:

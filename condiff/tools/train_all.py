@@ -370,7 +370,7 @@ def train_all(out: str | Path, budget_minutes: float, **options) -> dict:
     Options are the fields of ``Options``, e.g. ``quick=True``: tiny models for ``max_steps``
     (default 4) steps whatever the budget, 2 snapshots, guidance 1 and 3, DDIM-5 as the sampler
     table, the CPU smoke run of the whole path. ``train_options`` go to every ``train()`` call
-    (for instance ``{"num_workers": 2}``).
+    (for instance ``{"log_every": 10}``).
     """
     clock = Clock(budget_minutes * 60)
     o = Options(out, budget_minutes, **options)  # checks everything before any work
