@@ -1,6 +1,6 @@
 """condiff: conditional diffusion models with PyTorch and diffusers, in five notebooks.
 
-    data/       labels, procedural i-CLEVR scenes, i-CLEVR and sprites loaders
+    data/       labels, procedural i-CLEVR scenes, the i-CLEVR format and its loader
     models      the four denoisers and their label encoders          (notebooks 1-4)
     pipeline    ConditionalDDPMPipeline, schedulers, guidance         (notebooks 1, 3)
     recipes     one training recipe per notebook

@@ -18,7 +18,6 @@ from PIL import Image
 from condiff.data.iclevr import held_out_combinations, load_split
 from condiff.data.labels import OBJECT_TO_INDEX, OBJECTS
 from condiff.data.scenes import ProceduralScenes
-from condiff.data.sprites import IMAGES_FILE, LABELS_FILE, SIZE, SPRITE_CLASSES
 from condiff.recipes import RECIPES, Recipe
 
 TINY = Recipe("tiny", "time_sum", "Tiny test model", image_size=16, block_out_channels=(8, 16), batch_size=8,
@@ -26,15 +25,14 @@ TINY = Recipe("tiny", "time_sum", "Tiny test model", image_size=16, block_out_ch
 
 
 def write_sprites_fixture(root: str | Path, n: int = 16, seed: int = 0) -> Path:
-    """Write ``n`` random sprites in the real files' format into ``root``; returns ``root``."""
+    """Write ``n`` random sprites in the DLAI files' format (the README's example) into ``root``; returns ``root``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, SIZE, SIZE, 3), dtype=np.uint8)  # (n, 16, 16, 3)
-    classes = rng.integers(0, len(SPRITE_CLASSES), size=n)
-    labels = np.eye(len(SPRITE_CLASSES), dtype=np.float64)[classes]  # (n, 5) one-hot
-    np.save(root / IMAGES_FILE, images)
-    np.save(root / LABELS_FILE, labels)
+    images = rng.integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8)  # (n, 16, 16, 3)
+    labels = np.eye(5, dtype=np.float64)[rng.integers(0, 5, size=n)]  # (n, 5) one-hot, 5 classes
+    np.save(root / "sprites_1788_16x16.npy", images)
+    np.save(root / "sprite_labels_nc_1788_16x16.npy", labels)
     return root
 
 
