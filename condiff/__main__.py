@@ -1,4 +1,4 @@
-"""``python -m condiff``: the full command line, the reader commands and the maintainers' tools.
+"""``python -m condiff``: the full command line (``condiff.tools.cli``), the readers' commands and the maintainers'.
 
 The one core module that imports ``condiff.tools``: it is the program's entry point, not a library module.
 """

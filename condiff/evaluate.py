@@ -9,7 +9,6 @@ is the share of images whose labels with sigmoid > 0.5 are exactly the asked one
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import WEIGHTS_DIR
-from .data.iclevr import load_split
+from .data.iclevr import load_split, read_json
 from .data.labels import NUM_LABELS, OBJECTS, names_to_multihot
 from .pipeline import check_sampling_args, load_folder, make_scheduler, to_numpy_images
 
@@ -44,9 +43,8 @@ class SceneClassifier(ModelMixin, ConfigMixin):
                 nn.MaxPool2d(2),
             )
 
-        w = width
-        self.features = nn.Sequential(stage(3, w), stage(w, 2 * w), stage(2 * w, 4 * w))  # 32 -> 4
-        self.head = nn.Linear(4 * w, num_labels)
+        self.features = nn.Sequential(stage(3, width), stage(width, 2 * width), stage(2 * width, 4 * width))  # 32 -> 4
+        self.head = nn.Linear(4 * width, num_labels)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.features(images)  # (B, 4w, H/8, W/8)
@@ -57,11 +55,8 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
     """The scene classifier in ``path`` (default ``weights/evaluator``), with clear errors."""
     path = Path(path) if path is not None else WEIGHTS_DIR / "evaluator"
     if (path / "config.json").is_file():  # another model's folder would fail as "corrupted": say what it holds
-        try:
-            class_name = json.loads((path / "config.json").read_text()).get("_class_name")
-        except (ValueError, AttributeError) as error:
-            raise OSError(f"could not load the evaluator in {path}: config.json is not a JSON object ({error})") \
-                from None
+        config = read_json(path / "config.json", "a model's config.json: a JSON object")
+        class_name = config.get("_class_name") if isinstance(config, dict) else f"JSON {type(config).__name__}"
         if class_name != SceneClassifier.__name__:
             raise ValueError(f"{path} holds a {class_name}, not an evaluator (a SceneClassifier, like "
                              "weights/evaluator); give --evaluator the classifier's folder, not a pipeline's")
@@ -75,19 +70,14 @@ def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
 # ---------------------------------------------------------------------------------------------
 
 def topk_mask(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per image, 1 on its k top-scored labels, k = number of objects asked: ``(B, L)``."""
+    """Per image, 1 on its k top-scored labels, k = number of objects asked: ``(B, L)``.
+
+    i-CLEVR's accuracy is ``(topk_mask(logits, labels) * labels).sum() / labels.sum()``: hits / objects asked.
+    """
     mask = torch.zeros_like(labels)
     for i, (scores, target) in enumerate(zip(logits, labels)):
         mask[i, scores.topk(int(target.sum())).indices] = 1
     return mask
-
-
-def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """i-CLEVR's count: per image, how many of its k top-scored labels were asked for.
-
-    logits, labels: ``(B, L)``. Returns ``(hits, objects asked)``; accuracy is their ratio.
-    """
-    return int((topk_mask(logits, labels) * labels).sum()), int(labels.sum())
 
 
 def exact_set_accuracy(logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> float:
@@ -117,11 +107,6 @@ def score_logits(logits: torch.Tensor, cases: list[list[str]]) -> dict:
         "per_label": per_label,
         "confidence": float(torch.sigmoid(logits).max(1).values.mean()),
     }
-
-
-def splits_for(pipeline) -> list[str]:
-    """The committed splits a conditional pipeline is scored on: ``single`` for one-object models."""
-    return ["single"] if pipeline.label_encoder.config.max_objects == 1 else ["test", "new_test"]
 
 
 def evaluate(

@@ -86,7 +86,7 @@ def test_case2_evaluate_in_batches_matches_one_batch(tiny_pipeline_dir, evaluato
 
 PEAK_RSS = """
 import resource, sys
-from condiff.cli import main
+from condiff.tools.commands import main
 main(sys.argv[1:])
 print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -32,7 +32,7 @@ from condiff.train import train
 
 @pytest.fixture
 def tiny_cli(monkeypatch):
-    """``condiff.cli.main`` knows the ``tiny`` recipe (in this process, for this test)."""
+    """``condiff.tools.commands.main`` knows the ``tiny`` recipe (in this process, for this test)."""
     monkeypatch.setitem(RECIPES, TINY.name, TINY)
 
 
@@ -261,7 +261,7 @@ def test_case10_resume_with_another_batch_size_is_refused(tmp_path):
 
 
 def test_case10_cli_resume_keeps_the_run_settings(tmp_path, capsys, tiny_cli):
-    from condiff.cli import main
+    from condiff.tools.commands import main
 
     out = tmp_path / "run"
     main(["train", "tiny", "--out", str(out), "--batch-size", "4", "--seed", "3", "--stop-after", "2"])

@@ -8,12 +8,13 @@ An i-CLEVR folder holds:
     new_test.json    [...]                                                      (unseen combinations)
     images/          the PNGs named in train.json
 
-``ICLEVRDataset`` reads such a folder, the real i-CLEVR one included (images resized to the
-model's size), so a reader who has the real data passes it to ``train(data=...)`` in place of the
-procedural scenes. The splits every score in this repository uses are committed in
-``condiff/data/splits/`` (drawn by ``condiff.tools.splits``): ``test`` holds combinations seen in
-training, ``new_test`` combinations that training never shows (``ProceduralScenes(exclude=...)``
-leaves them out), and ``single`` each of the 24 objects alone, twice (notebook 2).
+``ICLEVRDataset`` reads such a folder's training images, the real i-CLEVR one included (resized to
+the model's size), so a reader who has the real data passes it to ``train(data=...)`` in place of the
+procedural scenes; ``load_split(folder / "new_test.json")`` reads its test labels. The splits every
+score in this repository uses are committed in ``condiff/data/splits/`` (drawn by ``condiff.tools.splits``):
+``test`` holds combinations seen in training, ``new_test`` combinations that training never shows
+(``ProceduralScenes(exclude=...)`` leaves them out), and ``single`` each of the 24 objects alone, twice
+(notebook 2).
 """
 from __future__ import annotations
 
@@ -47,15 +48,8 @@ def load_split(split: str | Path) -> list[list[str]]:
                 '[["red cube"], ["blue sphere", "gray cylinder"]]')
     if path.is_dir():
         raise FileNotFoundError(f"{path} is a folder; a labels file holds {expected}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no split file {shorten(str(path))}; use one of {', '.join(SPLITS)} or {expected}")
-    try:
-        cases = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
-                         f"{error.start}); a labels file is UTF-8 JSON: {expected}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); expected {expected}") from None
+    missing = f"no split file {shorten(str(path))}; use one of {', '.join(SPLITS)} or {expected}"
+    cases = read_json(path, expected, missing)
     if not isinstance(cases, list):
         raise ValueError(f"{path} must hold {expected}; it holds a JSON {type(cases).__name__}")
     if not cases:
@@ -70,6 +64,19 @@ def load_split(split: str | Path) -> list[list[str]]:
     return cases
 
 
+def read_json(path: Path, expected: str, missing: str | None = None):
+    """The JSON in ``path``; a missing or unreadable file raises an error that says what was ``expected``."""
+    if not path.is_file():
+        raise FileNotFoundError(missing or f"missing {path.name} in {path.parent}; expected {expected}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+                         f"{error.start}); expected UTF-8 JSON: {expected}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); expected {expected}") from None
+
+
 def held_out_combinations() -> set[frozenset[str]]:
     """The new_test combinations: what training must never show."""
     return {frozenset(c) for c in load_split("new_test")}
@@ -79,45 +86,30 @@ def held_out_combinations() -> set[frozenset[str]]:
 # The folder format
 # ---------------------------------------------------------------------------------------------
 
-def _read_json(path: Path):
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"missing {path.name} in {path.parent}: an i-CLEVR folder needs objects.json, train.json, "
-            "test.json, new_test.json and the training PNGs (see condiff.data.iclevr)"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
+FOLDER = "an i-CLEVR folder: objects.json, train.json, test.json, new_test.json and the training PNGs"
 
 
 class ICLEVRDataset(torch.utils.data.Dataset):
-    """Images and multi-hot labels from an i-CLEVR folder.
+    """The training images and multi-hot labels of an i-CLEVR folder (its ``train.json``).
 
-    ``split="train"`` yields ``(image (3, size, size) in [-1, 1], label (24,))``; ``test`` and
-    ``new_test`` have no images, only labels. The real i-CLEVR keeps its PNGs next to the JSON
+    Item ``i`` is ``(image (3, size, size) in [-1, 1], label (24,))``. The real i-CLEVR keeps its PNGs next to the JSON
     files in a folder named ``iclevr``: pass ``image_dir`` if yours is elsewhere. All training
     images are decoded once, resized to ``size`` and kept in memory (18k i-CLEVR images at 32x32:
     55 MB), and ``batch`` draws seeded batches like ``ProceduralScenes.batch``.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", size: int = 32, image_dir: str | Path | None = None):
-        self.root, self.split, self.size = Path(root), split, size
-        if split not in ("train", "test", "new_test"):
-            raise ValueError(f"unknown split {split!r}; allowed: train, test, new_test")
-        objects = _read_json(self.root / "objects.json")
+    def __init__(self, root: str | Path, size: int = 32, image_dir: str | Path | None = None):
+        self.root, self.size = Path(root), size
+        objects = read_json(self.root / "objects.json", FOLDER)
         if sorted(objects, key=objects.get) != list(OBJECTS):
             raise ValueError(f"{self.root / 'objects.json'} does not hold i-CLEVR's 24 objects in their order")
         self.num_labels = len(OBJECTS)
-        data = _read_json(self.root / f"{split}.json")
-        if split == "train":
-            self.files, self.cases = list(data), list(data.values())
-            folder = Path(image_dir) if image_dir else next(
-                (self.root / d for d in ("images", "iclevr") if (self.root / d).is_dir()), self.root / "images"
-            )
-            self.images = torch.stack([self._load_image(folder / f) for f in self.files])  # (N, 3, size, size)
-        else:
-            self.files, self.cases, self.images = [], data, None
+        data = read_json(self.root / "train.json", FOLDER)
+        self.files, self.cases = list(data), list(data.values())
+        folder = Path(image_dir) if image_dir else next(
+            (self.root / d for d in ("images", "iclevr") if (self.root / d).is_dir()), self.root / "images"
+        )
+        self.images = torch.stack([self._load_image(folder / f) for f in self.files])  # (N, 3, size, size)
         self.labels = torch.stack([names_to_multihot(c) for c in self.cases])  # (N, 24)
 
     def _load_image(self, path: Path) -> torch.Tensor:
@@ -130,13 +122,9 @@ class ICLEVRDataset(torch.utils.data.Dataset):
         return len(self.cases)
 
     def __getitem__(self, i):
-        if self.images is None:
-            return self.labels[i]
         return self.images[i], self.labels[i]
 
     def batch(self, step: int, batch_size: int, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.images is None:
-            raise ValueError(f"the {self.split} split has labels only; train on split='train'")
         index = np.random.default_rng([0, step, rank]).integers(0, len(self), batch_size)
         return self.images[index], self.labels[index]
 

@@ -60,11 +60,6 @@ OBJECT_FRACTION = 0.36  # sprite box side / image side: 12 px at 32x32
 # u runs left -> right and v top -> bottom, both in [-1, 1].
 # ---------------------------------------------------------------------------------------------
 
-def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
-    c = (np.arange(n) + 0.5) / n * 2 - 1
-    return np.meshgrid(c, c)  # u, v: (n, n)
-
-
 def _sphere(u, v):
     r2 = u**2 + v**2
     alpha = (r2 <= 0.92**2).astype(np.float32)
@@ -116,7 +111,8 @@ _DRAW = {"cube": _cube, "sphere": _sphere, "cylinder": _cylinder}
 def sprite(shape: str, color: str, size_px: int) -> tuple[np.ndarray, np.ndarray]:
     """RGB premultiplied by alpha ``(size_px, size_px, 3)`` and alpha ``(size_px, size_px, 1)``."""
     n = size_px * SUPERSAMPLE
-    u, v = _grid(n)
+    centres = (np.arange(n) + 0.5) / n * 2 - 1  # pixel centres in [-1, 1]
+    u, v = np.meshgrid(centres, centres)  # (n, n) each
     shade, alpha = _DRAW[shape](u, v)
     rgb = PALETTE[COLORS.index(color)] * shade[..., None]
     rgb = rgb + np.clip(shade[..., None] - 1.0, 0, None) * 0.6  # bright faces whiten a little

@@ -1,5 +1,7 @@
-"""The maintainers' tools: what makes the records, tables and posts, apart from the core the notebooks teach.
+"""The programs around the library: the command line, and the maintainers' tools that make the records, tables
+and posts. The library (the core the notebooks import and teach) is ``condiff`` minus this subpackage.
 
+    commands    the readers' commands: train, sample, evaluate (a front end over the library)
     results     score every shipped model: weights/results.json and the README's table
     readme      put generated tables between the README's markers
     cards       ship a run into weights/NAME and write the weights cards (huggingface_hub.ModelCard)
@@ -7,7 +9,7 @@
     blog        executed notebooks as Markdown posts
     tutorial    run the notebooks headless
     train_all   the GPU session's one command: train, score and package every model in a time budget
-    cli         the maintainers' commands on top of the core CLI
+    cli         ``python -m condiff``: the readers' commands plus the maintainers' ones
 
 The core (``condiff`` minus this subpackage) never imports from here.
 """

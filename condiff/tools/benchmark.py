@@ -38,13 +38,13 @@ from diffusers.training_utils import EMAModel
 from .. import WEIGHTS_DIR
 from ..data.iclevr import held_out_combinations, load_split
 from ..data.scenes import ProceduralScenes
-from ..evaluate import evaluate, load_evaluator, splits_for
+from ..evaluate import evaluate, load_evaluator
 from ..models import build_models, predict_noise
 from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES, get_recipe
 from ..runinfo import hardware, weights_digest
 from ..train import train
-from .results import title
+from .results import splits_for, title
 
 
 def _train_step_timer(channels_last: bool, recipe, batches):

@@ -1,5 +1,5 @@
-"""The maintainers' commands added to the core CLI: results, cards, benchmark, blog, tutorial, train-all,
-train-evaluator.
+"""The maintainers' commands added to the readers' ones (``commands.py``): results, cards, benchmark, blog,
+tutorial, train-all, train-evaluator.
 
     python -m condiff results                       # score every shipped model, rewrite the README's tables
     python -m condiff cards --ship time_sum=runs/time_sum
@@ -16,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from .. import cli as core
 from ..runfolder import shipped_reason
-from . import REPO_DIR, benchmark
+from . import REPO_DIR, benchmark, commands
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
 from .evaluator import STEPS, train_evaluator
@@ -126,13 +125,13 @@ def cmd_train_evaluator(args) -> None:
     if reason and not args.overwrite_shipped:
         raise ValueError(f"refusing to train into {args.out}: {reason}; choose another --out, or pass "
                          "--overwrite-shipped to replace it on purpose")
-    command = f"{core.PROG} train-evaluator --max-steps {args.max_steps} --seed {args.seed}"
+    command = f"{commands.PROG} train-evaluator --max-steps {args.max_steps} --seed {args.seed}"
     print(f"saved to {args.out}: {train_evaluator(args.out, args.max_steps, seed=args.seed, command=command)}")
 
 
 def build_parser():
-    """The core parser (train, sample, evaluate) with the maintainers' commands added."""
-    parser, sub = core.build_parser(description=f"{core.__doc__}\n{__doc__}")
+    """The readers' parser (train, sample, evaluate) with the maintainers' commands added."""
+    parser, sub = commands.build_parser(description=f"{commands.__doc__}\n{__doc__}")
 
     p = sub.add_parser("results", help="score every shipped model, write weights/results.json, print the table")
     p.add_argument("--quick", action="store_true", help="5 denoising steps instead of 25, nothing written")
@@ -209,9 +208,9 @@ def build_parser():
 
     p = sub.add_parser("train-evaluator", help="train the classifier that scores samples (weights/evaluator)")
     p.add_argument("--out", default="runs/evaluator", help="output folder (default runs/evaluator)")
-    p.add_argument("--max-steps", type=core.whole(1), default=STEPS,
+    p.add_argument("--max-steps", type=commands.whole(1), default=STEPS,
                    help=f"training steps (default {STEPS}, how weights/evaluator was made)")
-    p.add_argument("--seed", type=core.whole(0, core.TRAIN_SEEDS - 1), default=0)
+    p.add_argument("--seed", type=commands.whole(0, commands.TRAIN_SEEDS - 1), default=0)
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to be weights/evaluator: replaces the shipped judge")
     p.set_defaults(func=cmd_train_evaluator)
@@ -220,4 +219,4 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m condiff`` and the ``condiff`` console script: every command."""
-    core.run(build_parser(), argv)
+    commands.run(build_parser(), argv)

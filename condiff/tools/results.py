@@ -19,11 +19,16 @@ import torch
 from .. import WEIGHTS_DIR
 from ..data.iclevr import load_split
 from ..data.scenes import ProceduralScenes
-from ..evaluate import classify, evaluate, load_evaluator, splits_for
+from ..evaluate import classify, evaluate, load_evaluator
 from ..models import count_parameters
 from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES
 from ..runinfo import hardware, weights_digest
+
+
+def splits_for(pipeline) -> list[str]:
+    """The committed splits a conditional pipeline is scored on: ``single`` for one-object models."""
+    return ["single"] if pipeline.label_encoder.config.max_objects == 1 else ["test", "new_test"]
 
 
 def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:

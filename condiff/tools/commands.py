@@ -7,7 +7,8 @@
 ``--labels`` takes objects separated by commas and scenes by semicolons:
 ``"red cube,blue sphere;gray cylinder"`` is two images. ``--labels-file`` takes a JSON list of
 object lists, the format of i-CLEVR's ``test.json``. The maintainers' commands below are added by
-``condiff.tools.cli``; ``python -m condiff`` has them all.
+``condiff.tools.cli``; ``python -m condiff`` has them all. The commands are a front end over the
+library (``condiff.train``, ``condiff.pipeline``, ``condiff.evaluate``): everything they do, a notebook can do.
 """
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ from diffusers.utils import make_image_grid
 from PIL import Image
 from tqdm import tqdm
 
-from . import WEIGHTS_DIR
-from .data.iclevr import load_split
-from .data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects, shorten
-from .evaluate import evaluate, load_evaluator
-from .pipeline import SCHEDULERS, load_pipeline, make_scheduler
-from .plotting import image_grid
-from .recipes import RECIPES, get_recipe
-from .train import COMPILE_MODES, RUN_SETTINGS, train
+from .. import WEIGHTS_DIR
+from ..data.iclevr import load_split
+from ..data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects, shorten
+from ..evaluate import evaluate, load_evaluator
+from ..pipeline import SCHEDULERS, load_pipeline, make_scheduler
+from ..plotting import image_grid
+from ..recipes import RECIPES, get_recipe
+from ..train import COMPILE_MODES, RUN_SETTINGS, train
 
 PROG = "python -m condiff"
 TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what a run learns: its reproduction command
