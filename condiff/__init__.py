@@ -9,7 +9,7 @@
     plotting    every figure of the notebooks
     runinfo     hardware, commit and digests for the records
     runfolder   a training run's folder: shipped weights refused, a lock, kill-proof writes
-    tools/      the maintainers' tools (results, cards, benchmarks, blog); the core never imports them
+    tools/      the command line and the maintainers' tools (results, cards, blog); the core never imports them
 """
 from __future__ import annotations
 
