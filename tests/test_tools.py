@@ -75,3 +75,10 @@ def test_train_evaluator_writes_a_loadable_judge_and_its_command(tmp_path, capsy
     assert 0 <= info["accuracy_on_fresh_scenes"] <= 1
     load_evaluator(tmp_path / "judge")
     assert f"saved to {tmp_path / 'judge'}" in capsys.readouterr().out
+
+    (tmp_path / "judge" / "README.md").write_text("a card: this is now a shipped model\n")
+    before = (tmp_path / "judge" / "training.json").read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        main(["train-evaluator", "--out", str(tmp_path / "judge"), "--max-steps", "2"])
+    assert stop.value.code == 2 and "refusing to train into" in capsys.readouterr().err
+    assert (tmp_path / "judge" / "training.json").read_bytes() == before  # nothing trained, nothing lost

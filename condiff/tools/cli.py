@@ -16,7 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..runfolder import shipped_reason
 from . import REPO_DIR, benchmark, commands
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
@@ -121,12 +120,10 @@ def cmd_tutorial(args) -> None:
 
 
 def cmd_train_evaluator(args) -> None:
-    reason = shipped_reason(Path(args.out))
-    if reason and not args.overwrite_shipped:
-        raise ValueError(f"refusing to train into {args.out}: {reason}; choose another --out, or pass "
-                         "--overwrite-shipped to replace it on purpose")
     command = f"{commands.PROG} train-evaluator --max-steps {args.max_steps} --seed {args.seed}"
-    print(f"saved to {args.out}: {train_evaluator(args.out, args.max_steps, seed=args.seed, command=command)}")
+    summary = train_evaluator(args.out, args.max_steps, seed=args.seed, command=command,
+                              overwrite_shipped=args.overwrite_shipped)  # refuses shipped weights before any work
+    print(f"saved to {args.out}: {summary}")
 
 
 def build_parser():

@@ -16,43 +16,44 @@ from tqdm import tqdm
 
 from ..data.scenes import ProceduralScenes
 from ..evaluate import SceneClassifier, topk_mask
+from ..runfolder import RunFolder
 from ..runinfo import git_commit, hardware
 
 STEPS = 600  # how weights/evaluator was made
 
 
 def train_evaluator(output_dir: str | Path, steps: int = STEPS, batch_size: int = 64, lr: float = 2e-3,
-                    seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
+                    seed: int = 0, progress: bool = True, command: str | None = None,
+                    overwrite_shipped: bool = False) -> dict:
     """Train the classifier on fresh scenes (all combinations, new_test's too) and save it.
 
-    ``command`` (the CLI's call) goes into ``training.json``."""
+    The folder is guarded as a training run's (``RunFolder``: shipped weights refused unless
+    ``overwrite_shipped``, one run at a time). ``command`` (the CLI's call) goes into ``training.json``."""
     commit = git_commit()  # the code this run starts with
-    torch.manual_seed(seed)
-    model = SceneClassifier()
-    data = ProceduralScenes(seed=seed)  # no exclusions: the judge must know every combination
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
-    start = time.perf_counter()
-    for step in tqdm(range(steps), desc="evaluator", disable=not progress, mininterval=10):
-        images, labels = data.batch(step, batch_size)
-        g = torch.Generator().manual_seed(seed + step)
-        # Light noise so that slightly imperfect samples are still judged by their content.
-        images = images + torch.rand(batch_size, 1, 1, 1, generator=g) * 0.1 * torch.randn(images.shape, generator=g)
-        loss = F.binary_cross_entropy_with_logits(model(images), labels)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-    seconds = time.perf_counter() - start
-    model.eval()
-    accuracy = real_scene_accuracy(model, seed=seed + 1)
-    output_dir = Path(output_dir)
-    model.save_pretrained(output_dir)
-    summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
-               "accuracy_on_fresh_scenes": accuracy, "seed": seed, "hardware": hardware(), "commit": commit}
-    if command:
-        summary["command"] = command
-    (output_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    with RunFolder(output_dir, overwrite_shipped) as folder:
+        torch.manual_seed(seed)
+        model = SceneClassifier()
+        data = ProceduralScenes(seed=seed)  # no exclusions: the judge must know every combination
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+        start = time.perf_counter()
+        for step in tqdm(range(steps), desc="evaluator", disable=not progress, mininterval=10):
+            images, labels = data.batch(step, batch_size)
+            g = torch.Generator().manual_seed(seed + step)
+            # Light noise so that slightly imperfect samples are still judged by their content.
+            noise = torch.rand(batch_size, 1, 1, 1, generator=g) * 0.1 * torch.randn(images.shape, generator=g)
+            loss = F.binary_cross_entropy_with_logits(model(images + noise), labels)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+        seconds = time.perf_counter() - start
+        model.eval()
+        summary = {"steps": steps, "batch_size": batch_size, "train_seconds": round(seconds, 1),
+                   "accuracy_on_fresh_scenes": real_scene_accuracy(model, seed=seed + 1), "seed": seed,
+                   "hardware": hardware(), "commit": commit, **({"command": command} if command else {})}
+        model.save_pretrained(folder.path)
+        folder.write_text("training.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 
