@@ -6,6 +6,7 @@
 | cross_attention   | ``UNet2DConditionModel``                    | ``(B, 1, cross_attention_dim)``  | 2        |
 | time_sum          | ``UNet2DModel(class_embed_type="identity")``| ``(B, time_embed_dim)``          | 3, 5     |
 | concat            | ``UNet2DModel(in_channels=3 + num_labels)`` | ``(B, num_labels, H, W)``        | 4        |
+| object_tokens     | ``UNet2DConditionModel``                    | ``(B, max_objects, cross_attention_dim)`` | 6 |
 
 Labels are multi-hot (one-hot is the 1-object case) float tensors ``(B, num_labels)``; the all-zero
 vector is the *null label* used for classifier-free guidance (notebook 3). Every encoder is a
@@ -23,7 +24,7 @@ from torch import nn
 
 from .data.labels import OBJECTS, check_label_tensor
 
-MODES = ("unconditional", "cross_attention", "time_sum", "concat")
+MODES = ("unconditional", "cross_attention", "time_sum", "concat", "object_tokens")
 
 
 class LabelEncoder(ModelMixin, ConfigMixin):
@@ -34,7 +35,11 @@ class LabelEncoder(ModelMixin, ConfigMixin):
     - ``time_sum``: the same MLP to ``out_dim`` = ``time_embed_dim``, ``(B, out_dim)``, which the
       UNet adds to its timestep embedding (``class_embed_type="identity"``);
     - ``concat``: a linear map initialised to the identity (so it starts as the plain multi-hot
-      vector), broadcast over the image as label maps, ``(B, out_dim, H, W)``.
+      vector), broadcast over the image as label maps, ``(B, out_dim, H, W)``;
+    - ``object_tokens``: one learned token per asked object, ``(B, max_objects, out_dim)``, the empty
+      slots filled with a learned null token (so the null label is ``max_objects`` null tokens). Each
+      object keeps its own token, so cross-attention can bind "red" to "cube" at the place it draws it,
+      where a sum of label embeddings mixes every object's colour and shape into one vector.
 
     ``label_names`` and ``max_objects`` travel in the config so a saved pipeline knows its
     vocabulary ("red cube", ...) and how many objects a scene may have.
@@ -49,10 +54,11 @@ class LabelEncoder(ModelMixin, ConfigMixin):
         image_size: int = 32,
         label_names: Sequence[str] = OBJECTS,
         max_objects: int = 3,
+        hidden_dim: int | None = None,
     ):
         super().__init__()
-        if mode not in ("cross_attention", "time_sum", "concat"):
-            raise ValueError(f"unknown label encoder mode {mode!r}; allowed: cross_attention, time_sum, concat")
+        if mode not in MODES[1:]:
+            raise ValueError(f"unknown label encoder mode {mode!r}; allowed: {', '.join(MODES[1:])}")
         if len(label_names) != num_labels:
             raise ValueError(f"{len(label_names)} label names for {num_labels} labels")
         if mode == "concat":
@@ -60,11 +66,16 @@ class LabelEncoder(ModelMixin, ConfigMixin):
             with torch.no_grad():
                 self.mlp.weight.copy_(torch.eye(out_dim, num_labels))
                 self.mlp.bias.zero_()
+        elif mode == "object_tokens":
+            self.tokens = nn.Embedding(num_labels + 1, out_dim)  # one per object, then the null token
         else:
-            self.mlp = nn.Sequential(nn.Linear(num_labels, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+            hidden = hidden_dim or out_dim
+            self.mlp = nn.Sequential(nn.Linear(num_labels, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         labels = check_label_tensor(labels, self.config.num_labels).to(self.device, self.dtype)
+        if self.config.mode == "object_tokens":
+            return self.tokens(object_ids(labels, self.config.max_objects))  # (B, max_objects, out_dim)
         embedding = self.mlp(labels)  # (B, out_dim)
         if self.config.mode == "concat":
             size = self.config.image_size
@@ -72,6 +83,13 @@ class LabelEncoder(ModelMixin, ConfigMixin):
         if self.config.mode == "cross_attention":
             return embedding[:, None, :]  # (B, 1, out_dim): a "sentence" of one token
         return embedding
+
+
+def object_ids(labels: torch.Tensor, slots: int) -> torch.Tensor:
+    """Multi-hot ``(B, L)`` -> the indices of its objects ``(B, slots)``, empty slots filled with ``L`` (null)."""
+    present = labels > 0.5
+    order = torch.argsort(present.to(torch.uint8), dim=1, descending=True, stable=True)[:, :slots]  # objects first
+    return torch.where(present.gather(1, order), order, labels.shape[1])
 
 
 def build_models(
@@ -85,12 +103,14 @@ def build_models(
     max_objects: int = 3,
     attention_levels: int = 1,
     time_scale_shift: str = "default",
+    label_hidden_dim: int | None = None,
 ) -> tuple[nn.Module, LabelEncoder | None]:
     """Return ``(unet, label_encoder)`` for ``mode``; the encoder is ``None`` when unconditional.
 
     All modes share one UNet layout (the same widths and depth), with self-attention in the
     ``attention_levels`` lowest resolutions, so notebooks compare conditioning methods and nothing else.
     ``time_scale_shift="scale_shift"``: the time (+ label) embedding scales and shifts the ResNets' norms.
+    ``label_hidden_dim``: the hidden width of the time_sum and cross_attention label MLPs (default: their output).
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -111,6 +131,8 @@ def build_models(
     time_embed_dim = channels[0] * 4
     encoder_args = dict(num_labels=num_labels, image_size=image_size, label_names=list(label_names),
                         max_objects=max_objects)
+    if label_hidden_dim is not None and mode in ("time_sum", "cross_attention"):
+        encoder_args["hidden_dim"] = label_hidden_dim
 
     if mode == "unconditional":
         return UNet2DModel(in_channels=3, down_block_types=down, up_block_types=up,
@@ -124,17 +146,21 @@ def build_models(
                            attention_head_dim=8, **common)
         return unet, LabelEncoder("concat", out_dim=num_labels, **encoder_args)
     # cross_attention: the lowest-resolution blocks (where the others have self-attention) and the
-    # middle block attend to the label token.
+    # middle block attend to the label token. object_tokens: the same, but only the lowest level keeps
+    # self-attention; above it (16x16 with attention_levels=2) the blocks attend to the object tokens
+    # alone, since self-attention over 256 positions would halve the training speed on a CPU.
+    only_cross = (False,) * plain + (mode == "object_tokens",) * (attention_levels - 1) + (False,)
     unet = UNet2DConditionModel(
         in_channels=3,
         down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
         up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn",
         cross_attention_dim=cross_attention_dim,
+        only_cross_attention=only_cross,
         attention_head_dim=8,
         **common,
     )
-    return unet, LabelEncoder("cross_attention", out_dim=cross_attention_dim, **encoder_args)
+    return unet, LabelEncoder(mode, out_dim=cross_attention_dim, **encoder_args)
 
 
 def predict_noise(
@@ -154,7 +180,7 @@ def predict_noise(
         raise ValueError("this model is conditional: pass labels (use zeros for the null label)")
     condition = label_encoder(labels)
     mode = getattr(label_encoder, "module", label_encoder).config.mode  # DDP wraps it in .module
-    if mode == "cross_attention":
+    if mode in ("cross_attention", "object_tokens"):
         return unet(sample, timestep, encoder_hidden_states=condition.to(sample.dtype)).sample
     if mode == "time_sum":
         return unet(sample, timestep, class_labels=condition.to(sample.dtype)).sample

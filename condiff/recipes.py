@@ -24,6 +24,8 @@ class Recipe:
     attention_levels: int = 1  # self-attention in this many lowest-resolution levels (1: 8x8 only; 2: 16x16 too)
     time_scale_shift: str = "default"  # "scale_shift": the time embedding scales and shifts the norm (AdaGN)
     snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (e.g. 5.0); None: plain MSE
+    timestep_sampling: str = "uniform"  # or "high_noise": noisy timesteps drawn more often (train.sample_timesteps)
+    label_hidden_dim: int | None = None  # width of the label MLP's hidden layer; None: its output width
     batch_size: int = 256
     learning_rate: float = 1e-3  # at reference_batch_size; training scales it (scaled_learning_rate)
     reference_batch_size: int = 256
@@ -33,7 +35,7 @@ class Recipe:
     label_dropout: float = 0.1  # share of labels replaced by the null label: classifier-free guidance
     grad_clip: float = 1.0
     checkpoint_every: int = 250
-    mixed_precision: str = "bf16"  # used on a GPU only; CPU training stays in fp32
+    mixed_precision: str = "bf16"  # autocast on a GPU, and on a CPU with bf16 units (train.bf16_on_cpu)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -44,8 +46,10 @@ class Recipe:
 
     def model_kwargs(self) -> dict:
         """The ``build_models`` arguments of this recipe's UNet (besides ``mode`` and the labels)."""
-        keys = ("image_size", "block_out_channels", "layers_per_block", "attention_levels", "time_scale_shift")
+        keys = ("image_size", "block_out_channels", "layers_per_block", "attention_levels", "time_scale_shift",
+                "label_hidden_dim")
         return {key: getattr(self, key) for key in keys}
+
     def scaled_learning_rate(self) -> float:
         """The peak rate training uses: ``learning_rate * sqrt(batch_size / reference_batch_size)``, Adam's
         square-root rule (Malladi et al., 2022): 4x the batch, 2x the rate, so large GPU batches learn alike."""

@@ -33,6 +33,14 @@ INDEX = Path("model_index.json")  # a pipeline's table of contents: written last
 CARD = "README.md"  # what `python -m condiff cards` writes beside a shipped model
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``path`` via ``PATH.tmp`` renamed into place: a reader (or a kill) never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class RunFolderError(OSError):
     """A run folder that cannot be used: shipped weights, another run's lock, a full or read-only disk."""
 
@@ -194,10 +202,8 @@ class RunFolder:
         shutil.rmtree(staging, ignore_errors=True)
 
     def write_text(self, name: str, text: str) -> None:
-        """Write the file ``name`` via a ``.tmp`` file renamed into place: a reader never sees half of it."""
-        tmp = self.path / f"{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.path / name)
+        """Write the file ``name`` whole (``atomic_write_text``)."""
+        atomic_write_text(self.path / name, text)
 
     def snapshot(self, step: int) -> None:
         """Copy the pipeline just saved (not the checkpoint) to ``snapshots/step-NNNNNN`` (via a .tmp folder)."""

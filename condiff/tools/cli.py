@@ -1,5 +1,5 @@
 """The maintainers' commands added to the readers' ones (``commands.py``): results, cards, benchmark, blog,
-tutorial, train-all, train-evaluator.
+tutorial, train-all, train-evaluator, compare.
 
     python -m condiff results                       # score every shipped model, rewrite the README's tables
     python -m condiff cards --ship time_sum=runs/time_sum
@@ -9,6 +9,7 @@ tutorial, train-all, train-evaluator.
     python -m condiff train-all --budget-minutes 8 --out OUT    # a GPU session: train, score, package all five
     python -m condiff cards --ship-archive OUT                  # then ship what it brought back
     python -m condiff train-evaluator --out runs/evaluator      # remake the judge of weights/evaluator
+    python -m condiff compare --out ../runs/compare             # recipe variants at equal images, on a CPU
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import REPO_DIR, benchmark, commands
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
+from .compare import VARIANTS, compare, table
 from .evaluator import STEPS, train_evaluator
 from .readme import update_readme
 from .results import to_markdown, write_results
@@ -126,6 +128,12 @@ def cmd_train_evaluator(args) -> None:
     print(f"saved to {args.out}: {summary}")
 
 
+def cmd_compare(args) -> None:
+    names = _names(args.variants) or tuple(VARIANTS)
+    scores = compare(args.out, names, images=args.images, snapshot_images=args.snapshot_images, speed=args.speed)
+    print(table(scores))
+
+
 def build_parser():
     """The readers' parser (train, sample, evaluate) with the maintainers' commands added."""
     parser, sub = commands.build_parser(description=f"{commands.__doc__}\n{__doc__}")
@@ -211,6 +219,15 @@ def build_parser():
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to be weights/evaluator: replaces the shipped judge")
     p.set_defaults(func=cmd_train_evaluator)
+
+    p = sub.add_parser("compare", help="recipe variants trained from scratch at equal images and scored (CPU)")
+    p.add_argument("--out", required=True, help="folder of the runs and scores.json (outside the repository)")
+    p.add_argument("--variants", help=f"comma-separated, in order (default all: {', '.join(VARIANTS)})")
+    p.add_argument("--images", type=commands.whole(64), default=128_000, help="training images per variant")
+    p.add_argument("--snapshot-images", type=commands.whole(64), default=32_000,
+                   help="score a snapshot every this many images (default 32,000)")
+    p.add_argument("--speed", action="store_true", help="only time each variant's training step (images/s)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
