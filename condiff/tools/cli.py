@@ -21,8 +21,9 @@ from . import REPO_DIR, benchmark, commands
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
 from .compare import VARIANTS, compare, table
+from .compare import ship as ship_comparison
 from .evaluator import STEPS, train_evaluator
-from .readme import update_readme
+from .readme import update_compare_table, update_readme
 from .results import to_markdown, write_results
 from .train_all import MODELS, ship_archive, train_all
 from .tutorial import print_results, run_all
@@ -130,6 +131,11 @@ def cmd_train_evaluator(args) -> None:
 
 def cmd_compare(args) -> None:
     names = _names(args.variants) or tuple(VARIANTS)
+    if args.ship:
+        target = ship_comparison(args.out)
+        update_compare_table(table(json.loads(target.read_text())))
+        print(f"wrote {target} and the README's comparison table")
+        return
     scores = compare(args.out, names, images=args.images, snapshot_images=args.snapshot_images, speed=args.speed)
     print(table(scores))
 
@@ -227,6 +233,8 @@ def build_parser():
     p.add_argument("--snapshot-images", type=commands.whole(64), default=32_000,
                    help="score a snapshot every this many images (default 32,000)")
     p.add_argument("--speed", action="store_true", help="only time each variant's training step (images/s)")
+    p.add_argument("--ship", action="store_true",
+                   help="copy --out's scores.json to weights/compare.json and write the README's table; no training")
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -11,7 +11,7 @@ the full ``test`` and ``new_test`` splits with DDIM-25 at guidance 2: i-CLEVR's 
 the exact accuracy (the asked objects and nothing else). Run it again to resume: finished runs are
 skipped, an interrupted one continues from its last checkpoint, scored snapshots are not scored
 again (unless the evaluator changed). ``scores.json`` in ``--out`` holds everything measured;
-``table()`` turns it into the README's comparison table.
+``--ship`` copies it to ``weights/compare.json`` and writes ``table()`` into the README.
 
 Training speed is measured apart (``--speed``), with nothing else running, since runs in the
 background share the CPU with other work and their own clocks say little.
@@ -156,6 +156,16 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
         score_snapshots(name, out, scores, evaluator, evaluator_digest, save)
         save()
     return scores
+
+
+def ship(out: str | Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy ``out/scores.json`` to ``weights/compare.json``: the measurements the README's table is made from."""
+    source = Path(out) / "scores.json"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist: run `python -m condiff compare --out {out}` first")
+    target = weights_dir / "compare.json"
+    atomic_write_text(target, source.read_text())
+    return target
 
 
 def table(scores: dict, at=(64_000, 128_000)) -> str:

@@ -15,6 +15,8 @@ from .results import results_markdown
 
 README = REPO_DIR / "README.md"
 RESULTS_MARKERS = ("<!-- results: written by `python -m condiff results` -->", "<!-- /results -->")
+COMPARE_MARKERS = ("<!-- compare: written by `python -m condiff compare --ship` from weights/compare.json -->",
+                   "<!-- /compare -->")
 SAMPLERS_MARKERS = ("<!-- samplers: written by `python -m condiff results` from weights/samplers.json -->",
                     "<!-- /samplers -->")
 
@@ -31,6 +33,11 @@ def splice(text: str, markers: tuple[str, str], content: str, where: str = "READ
         raise ValueError(f"{where}: the marker {end!r} must come after {start!r}")
     tail = rest.split(end, 1)[1]
     return f"{head}{start}\n{content}\n{end}{tail}"
+
+
+def update_compare_table(table: str, readme: Path = README) -> None:
+    """Rewrite the recipe comparison table (``condiff.tools.compare.table``)."""
+    readme.write_text(splice(readme.read_text(), COMPARE_MARKERS, table, readme.name))
 
 
 def update_readme(results: dict, readme: Path = README, weights_dir: Path = WEIGHTS_DIR) -> None:

@@ -1,0 +1,70 @@
+"""The recipe comparison (``python -m condiff compare``): equal images per variant, scored snapshots, resume."""
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+import condiff.tools.compare as compare
+from condiff.evaluate import load_evaluator
+from condiff.tools.readme import COMPARE_MARKERS, update_compare_table
+
+
+@pytest.fixture
+def tiny_compare(monkeypatch, evaluator_dir):
+    """The driver on a tiny baseline (16x16, batch 8), scoring 2 cases per split with 2 DDIM steps; counts scorings."""
+    calls, evaluate = [], compare.evaluate
+
+    def counted(pipeline, split, **kwargs):
+        calls.append(split)
+        return evaluate(pipeline, split, **kwargs, limit=2)
+
+    tiny = compare.BASELINE.with_overrides(image_size=16, block_out_channels=(8, 16), batch_size=8, warmup_steps=2)
+    monkeypatch.setattr(compare, "BASELINE", tiny)
+    monkeypatch.setattr(compare, "evaluate", counted)
+    monkeypatch.setattr(compare, "STEPS", 2)
+    monkeypatch.setattr(compare, "load_evaluator", functools.partial(load_evaluator, evaluator_dir))
+    return calls
+
+
+def test_unknown_variant_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="unknown variant 'nosuch'; allowed: object_tokens, baseline"):
+        compare.compare(tmp_path / "out", ("baseline", "nosuch"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny_compare):
+    out = tmp_path / "runs"
+    scores = compare.compare(out, ("baseline", "object_tokens"), images=128, snapshot_images=64)
+    for name in ("baseline", "object_tokens"):
+        assert set(scores["runs"][name]) == {"64", "128"}  # a snapshot scored at each 64 images
+        row = scores["runs"][name]["128"]
+        assert 0 <= row["test"] <= 1 and 0 <= row["new_test_exact"] <= 1
+        assert scores["training"][name]["images_seen"] == 128
+    assert json.loads((out / "object_tokens" / "training.json").read_text())["recipe"]["mode"] == "object_tokens"
+    assert len(tiny_compare) == 8  # 2 variants x 2 snapshots x 2 splits
+
+    again = compare.compare(out, ("baseline", "object_tokens"), images=128, snapshot_images=64)
+    assert len(tiny_compare) == 8  # nothing trained or scored twice
+    assert again["runs"] == scores["runs"]
+    table = compare.table(again, at=(64, 128))
+    assert "| object_tokens | mode=object_tokens, attention_levels=2 |" in table
+    assert table.count("\n") == 3  # header, rule, two variants
+
+
+def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
+    (tmp_path / "runs").mkdir()
+    scores = {"variants": {"baseline": {}}, "runs": {"baseline": {"64000": {
+        "test": 0.1, "new_test": 0.2, "test_exact": 0.0, "new_test_exact": 0.05}}}}
+    (tmp_path / "runs" / "scores.json").write_text(json.dumps(scores))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    target = compare.ship(tmp_path / "runs", weights)
+    assert json.loads(target.read_text()) == scores
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{COMPARE_MARKERS[0]}\nold\n{COMPARE_MARKERS[1]}\nend\n")
+    update_compare_table(compare.table(scores, at=(64_000,)), readme)
+    assert "| baseline | - | - | 0.100 / 0.200 | 0.000 / 0.050 |" in readme.read_text()
+    with pytest.raises(FileNotFoundError, match="run `python -m condiff compare"):
+        compare.ship(tmp_path / "empty", weights)
