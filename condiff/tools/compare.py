@@ -46,6 +46,8 @@ VARIANTS = {
     "min_snr2": {"snr_gamma": 2.0},
     "min_snr5_seed1": {"snr_gamma": 5.0, "seed": 1},
     "batch128": {"batch_size": 128},
+    # The winners combined, checked once.
+    "object_tokens_snr5": {"mode": "object_tokens", "attention_levels": 2, "snr_gamma": 5.0},
 }
 GUIDANCE, SAMPLER, STEPS, SPLITS = 2.0, "ddim", 25, ("test", "new_test")
 
