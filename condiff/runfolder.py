@@ -158,8 +158,7 @@ class RunFolder:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.wait_for_everyone()
-        # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
-        accelerator.save_state(tmp, safe_serialization=False)
+        accelerator.save_state(tmp)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             if final.exists():  # a --fresh run at a step that the old run had saved
