@@ -144,6 +144,7 @@ def train(
         if checkpoint is not None:
             load_checkpoint(accelerator, checkpoint)
             check_same_settings(run.settings, recipe, output_dir)
+            run.settings = {**resume_settings(recipe), **run.settings}  # what an older run did not record yet
         ema.to(device)
         run.loss_sum = torch.as_tensor(run.loss_sum, device=device)  # a run saved before loss_sum: zeros
         if compile_mode:
@@ -327,6 +328,14 @@ def save_ema_pipeline(folder: RunFolder, denoiser: Denoiser, ema: EMAModel, sche
     folder.save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
 
 
+def final_loss(history: list[dict], steps: int = 100) -> float | None:
+    """The mean loss of the history entries that end in the last ``steps`` steps, each weighted by the steps
+    it covers: the mean of the last 100 steps when ``log_every`` divides 100."""
+    spans = [(h, h["step"] - before["step"]) for before, h in zip([{"step": 0}, *history], history)]
+    recent = [(h["loss"], n) for h, n in spans if h["step"] > history[-1]["step"] - steps] if history else []
+    return sum(loss * n for loss, n in recent) / sum(n for _, n in recent) if recent else None
+
+
 def write_records(folder, recipe, run, denoiser, num_processes, commit, note=None, command=None) -> None:
     """The loss history and the run's summary, each written whole."""
     folder.write_text("history.json", json.dumps(run.history) + "\n")
@@ -335,7 +344,7 @@ def write_records(folder, recipe, run, denoiser, num_processes, commit, note=Non
         "steps": run.step,
         "images_seen": run.step * recipe.batch_size * num_processes,
         "train_seconds": round(run.seconds, 1),
-        "final_loss": run.history[-1]["loss"] if run.history else None,
+        "final_loss": final_loss(run.history),
         "parameters": count_parameters(denoiser),
         "hardware": hardware(),
         "processes": num_processes,
