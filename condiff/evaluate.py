@@ -138,7 +138,7 @@ def evaluate(
     # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
     config = pipeline.scheduler.config
     fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
-    pipe = type(pipeline)(**{**pipeline.components, "scheduler": fresh}, **pipeline.parameters)  # + stored settings
+    pipe = type(pipeline).from_pipe(pipeline, scheduler=fresh)  # the same modules and stored settings
     steps = pipe.default_steps() if num_inference_steps is None else num_inference_steps
     guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
     check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)

@@ -11,7 +11,8 @@
 Labels are multi-hot (one-hot is the 1-object case) float tensors ``(B, num_labels)``; the all-zero
 vector is the *null label* used for classifier-free guidance (notebook 3). Every encoder is a
 ``ModelMixin, ConfigMixin`` so that ``save_pretrained`` / ``from_pretrained`` carry it along with
-the UNet. ``predict_noise`` is the one place that knows how each mode reaches the UNet.
+the UNet. ``Denoiser`` holds a UNet and its encoder; its ``forward`` is the one place that knows how
+each mode reaches the UNet.
 """
 from __future__ import annotations
 
@@ -163,6 +164,44 @@ def build_models(
     return unet, LabelEncoder(mode, out_dim=cross_attention_dim, **encoder_args)
 
 
+class Denoiser(nn.Module):
+    """The noise predictor eps_theta(x_t, t, labels): a UNet and the label encoder that feeds it.
+
+    An unconditional model is a Denoiser without an encoder; it ignores ``labels``. Training, the EMA,
+    copying and counting parameters handle this one module; a pipeline saves its two parts as its
+    ``unet`` and ``label_encoder`` components.
+    """
+
+    def __init__(self, unet: nn.Module, encoder: LabelEncoder | None = None):
+        super().__init__()
+        self.unet = unet
+        self.encoder = encoder
+
+    @property
+    def mode(self) -> str:
+        return "unconditional" if self.encoder is None else self.encoder.config.mode
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The predicted noise ``(B, 3, H, W)`` for noisy ``x_t`` ``(B, 3, H, W)`` at timesteps ``t``, given
+        multi-hot ``labels`` ``(B, num_labels)`` (all zeros: the null label). The only code that knows how
+        each conditioning mode reaches the UNet."""
+        if self.encoder is None:
+            return self.unet(x_t, t).sample
+        if labels is None:
+            raise ValueError("this model is conditional: pass labels (use zeros for the null label)")
+        condition = self.encoder(labels)
+        if self.mode in ("cross_attention", "object_tokens"):
+            return self.unet(x_t, t, encoder_hidden_states=condition.to(x_t.dtype)).sample
+        if self.mode == "time_sum":
+            return self.unet(x_t, t, class_labels=condition.to(x_t.dtype)).sample
+        return self.unet(torch.cat([x_t, condition.to(x_t)], dim=1), t).sample  # concat
+
+
+def build_denoiser(mode: str, **kwargs) -> Denoiser:
+    """``Denoiser(*build_models(mode, **kwargs))``: the model that ``train`` trains."""
+    return Denoiser(*build_models(mode, **kwargs))
+
+
 def predict_noise(
     unet: nn.Module,
     label_encoder: LabelEncoder | None,
@@ -170,21 +209,8 @@ def predict_noise(
     timestep: torch.Tensor,
     labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The denoiser's output for noisy ``sample`` ``(B, 3, H, W)`` at ``timestep``, given ``labels``.
-
-    This is the only function that knows how each conditioning mode reaches the UNet.
-    """
-    if label_encoder is None:
-        return unet(sample, timestep).sample
-    if labels is None:
-        raise ValueError("this model is conditional: pass labels (use zeros for the null label)")
-    condition = label_encoder(labels)
-    mode = getattr(label_encoder, "module", label_encoder).config.mode  # DDP wraps it in .module
-    if mode in ("cross_attention", "object_tokens"):
-        return unet(sample, timestep, encoder_hidden_states=condition.to(sample.dtype)).sample
-    if mode == "time_sum":
-        return unet(sample, timestep, class_labels=condition.to(sample.dtype)).sample
-    return unet(torch.cat([sample, condition.to(sample)], dim=1), timestep).sample
+    """``Denoiser(unet, label_encoder)(sample, timestep, labels)``, for a pipeline's two components."""
+    return Denoiser(unet, label_encoder)(sample, timestep, labels)
 
 
 def count_parameters(*modules: nn.Module | None) -> int:

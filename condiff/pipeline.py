@@ -32,7 +32,7 @@ from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 
 from .data.labels import to_label_batch
-from .models import LabelEncoder, predict_noise
+from .models import Denoiser, LabelEncoder
 
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
 
@@ -88,7 +88,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        callback_on_step_end: Callable[[int, int, torch.Tensor], None] | None = None,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], None] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""
         Args:
@@ -102,7 +102,9 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             num_inference_steps: denoising steps (1000 for DDPM, 25-50 for DDIM or DPM-Solver++);
                 default ``default_steps()``.
             output_type: ``"pil"``, ``"np"`` (``(B, H, W, 3)`` in [0, 1]) or ``"pt"`` (``(B, 3, H, W)``).
-            callback_on_step_end: called as ``f(step_index, timestep, sample)`` after every step.
+            callback_on_step_end: called as ``f(pipe, step_index, timestep, tensors)`` after every step, as in
+                diffusers; ``tensors`` holds ``x_t`` (the step's input), ``latents`` (its output) and
+                ``pred_original_sample`` (x0-hat, ``None`` for samplers that do not report it).
         """
         guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
         num_inference_steps = self.default_steps() if num_inference_steps is None else num_inference_steps
@@ -133,20 +135,22 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         image = randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
 
         # 3. Denoise step by step.
+        denoiser = Denoiser(self.unet, self.label_encoder)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             model_input = self.scheduler.scale_model_input(image, t)
             if use_guidance:  # one batched call for (null, label), then mix the two predictions
                 both = torch.cat([torch.zeros_like(cond), cond])
-                eps_null, eps_cond = predict_noise(
-                    self.unet, self.label_encoder, torch.cat([model_input] * 2), t, both
-                ).chunk(2)
+                eps_null, eps_cond = denoiser(torch.cat([model_input] * 2), t, both).chunk(2)
                 noise_pred = eps_null + guidance_scale * (eps_cond - eps_null)
             else:
-                noise_pred = predict_noise(self.unet, self.label_encoder, model_input, t, cond)
-            image = self.scheduler.step(noise_pred, t, image, generator=generator).prev_sample
+                noise_pred = denoiser(model_input, t, cond)
+            output = self.scheduler.step(noise_pred, t, image, generator=generator)
             if callback_on_step_end is not None:
-                callback_on_step_end(i, int(t), image)
+                x0_hat = getattr(output, "pred_original_sample", None)
+                callback_on_step_end(self, i, int(t), {"x_t": image, "latents": output.prev_sample,
+                                                      "pred_original_sample": x0_hat})
+            image = output.prev_sample
 
         # 4. [-1, 1] -> [0, 1] and the requested type.
         image = (image / 2 + 0.5).clamp(0, 1)
@@ -222,26 +226,18 @@ def sample_trajectory(pipe: ConditionalDDPMPipeline, labels=None, num_frames: in
 
     Each frame is the ``(B, 3, H, W)`` x_t in [-1, 1] that the step at that timestep started from, each x0-frame
     the clean image the step predicted from it (x0-hat; ``None`` for samplers that do not report it, such as
-    DPM-Solver++). Notebook 1 shows the ``callback_on_step_end`` this is built on.
+    DPM-Solver++), as ``callback_on_step_end`` reports them.
     """
     steps = kwargs.get("num_inference_steps") or pipe.default_steps()
     keep = {round(i * (steps - 1) / max(1, num_frames - 1)) for i in range(num_frames)}
-    frames, x0_frames, timesteps, last, step = [], [], [], [], pipe.scheduler.step
+    frames, x0_frames, timesteps = [], [], []
 
-    def step_keeping_x0(model_output, timestep, sample, *args, **kw):  # the scheduler's step, keeping x_t, x0-hat
-        out = step(model_output, timestep, sample, *args, **kw)
-        last[:] = [sample, getattr(out, "pred_original_sample", None)]
-        return out
-
-    def record(i, t, _):
+    def record(pipe, i, t, tensors):
         if i in keep:
-            frames.append(last[0].detach().cpu())
-            x0_frames.append(None if last[1] is None else last[1].detach().cpu())
+            x0_hat = tensors["pred_original_sample"]
+            frames.append(tensors["x_t"].detach().cpu())
+            x0_frames.append(None if x0_hat is None else x0_hat.detach().cpu())
             timesteps.append(t)
 
-    pipe.scheduler.step = step_keeping_x0
-    try:
-        pipe(*([] if labels is None else [labels]), callback_on_step_end=record, **kwargs)
-    finally:
-        del pipe.scheduler.step  # the class's own step again
+    pipe(*([] if labels is None else [labels]), callback_on_step_end=record, **kwargs)
     return frames, x0_frames, timesteps

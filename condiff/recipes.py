@@ -55,6 +55,12 @@ class Recipe:
         square-root rule (Malladi et al., 2022): 4x the batch, 2x the rate, so large GPU batches learn alike."""
         return self.learning_rate * (self.batch_size / self.reference_batch_size) ** 0.5
 
+    def tiny(self) -> Recipe:
+        """This recipe's conditioning at toy size (16x16 scenes, a UNet of widths (8, 16), batch 8, 4 steps with
+        a checkpoint every 2): trains in seconds on a CPU, for smoke tests, quick tool runs and the tests."""
+        return self.with_overrides(image_size=16, block_out_channels=(8, 16), batch_size=8, warmup_steps=2,
+                                   max_steps=4, checkpoint_every=2)
+
     def quick(self) -> Recipe:
         """The same model for 3 small steps: what notebooks run in CI (``CONDIFF_QUICK=1``)."""
         return self.with_overrides(max_steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3)

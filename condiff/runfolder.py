@@ -71,7 +71,7 @@ def shipped_reason(folder: Path) -> str | None:
     weights = WEIGHTS_DIR.resolve()
     if folder == weights or weights in folder.parents:
         return f"{folder} is inside the repository's {weights.name}/ folder, which holds the shipped weights"
-    has_model = (folder / "model_index.json").is_file() or (folder / "config.json").is_file()
+    has_model = (folder / INDEX).is_file() or (folder / "config.json").is_file()
     if has_model and (folder / CARD).is_file():
         return f"{folder} holds a shipped model (a model with its card, {CARD})"
     return None
@@ -158,8 +158,7 @@ class RunFolder:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.wait_for_everyone()
-        # Pickled weights, not safetensors: the channels_last UNet's tensors are not contiguous.
-        accelerator.save_state(tmp, safe_serialization=False)
+        accelerator.save_state(tmp)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             if final.exists():  # a --fresh run at a step that the old run had saved

@@ -40,9 +40,10 @@ def sha256(path: Path) -> str:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """A pipeline folder's safetensors files, sorted; a run's ``snapshots/`` are not its weights."""
+    """A pipeline folder's safetensors files, sorted; a run's ``snapshots/`` and checkpoints are not its weights."""
     folder = Path(folder)
-    return sorted(p for p in folder.rglob("*.safetensors") if "snapshots" not in p.relative_to(folder).parts)
+    parts = {p: p.relative_to(folder).parts for p in folder.rglob("*.safetensors")}
+    return sorted(p for p, part in parts.items() if "snapshots" not in part and not part[0].startswith("checkpoint"))
 
 
 def weights_digest(folder: Path) -> str:

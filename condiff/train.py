@@ -5,24 +5,24 @@ The same code runs on a CPU, one GPU or several (``accelerate launch -m condiff 
     for step in range(max_steps):
         x0, labels = data.batch(step)                     # (B, 3, H, W) in [-1, 1], (B, L)
         labels[dropped] = 0                               # null label: classifier-free guidance
-        t, noise = random timesteps, N(0, I)
-        x_t = scheduler.add_noise(x0, noise, t)           # forward process, notebook 1
-        loss = mse(predict_noise(unet, encoder, x_t, t, labels), noise)
+        t, eps = random timesteps, N(0, I)
+        x_t = scheduler.add_noise(x0, eps, t)             # sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, notebook 1
+        loss = mse(denoiser(x_t, t, labels), eps)         # denoiser: models.Denoiser, eps_theta
         AdamW step (warm-up + cosine decay, gradient clipping), EMA update
 
 Everything random is drawn from ``(seed, step, process)``, so a run is reproducible and a
 resumed run continues exactly as an uninterrupted one would. Every ``checkpoint_every`` steps
-the output folder gets ``checkpoint-NNNNNN/`` (Accelerate's ``save_state``, written to a temporary
-folder, then renamed), the EMA weights as a diffusers pipeline (written by the save hook), and
-``history.json`` (the loss curve notebooks plot). With
-``snapshot_every`` it also keeps ``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which
-``condiff.tools.benchmark.training_curve`` scores to plot accuracy against training time.
+``save()`` writes, in this order, the EMA weights as a diffusers pipeline, ``checkpoint-NNNNNN/``
+(Accelerate's ``save_state``, written to a temporary folder, then renamed), ``history.json`` (the loss
+curve notebooks plot) and ``training.json``. With ``snapshot_every`` it also keeps
+``snapshots/step-NNNNNN/``, the EMA pipeline at that step, which ``condiff.tools.benchmark.training_curve``
+scores to plot accuracy against training time.
 
 On a GPU everything a step needs is drawn on it: the scenes (``data.scenes``), the noise,
-the timesteps and the label dropout. The step never waits for the device (the losses are read
-back every ``log_every`` steps), runs in bf16 autocast (on a CPU too, when it has bf16 units) with fused
-AdamW, and can run the UNet through ``torch.compile``. No render workers: one CPU thread draws scenes far
-faster than a CPU trains on them.
+the timesteps and the label dropout. The step never waits for the device (the losses are summed on
+it and read back every ``log_every`` steps), runs in bf16 autocast (on a CPU too, when it has bf16
+units) with fused AdamW, and can run the model through ``torch.compile``. No render workers: one CPU
+thread draws scenes far faster than a CPU trains on them.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from .data.iclevr import held_out_combinations
 from .data.scenes import ProceduralScenes, step_generator
-from .models import build_models, count_parameters, predict_noise
+from .models import Denoiser, build_denoiser, count_parameters
 from .pipeline import ConditionalDDPMPipeline
 from .recipes import Recipe, get_recipe
 from .runfolder import RunFolder, latest_checkpoint
@@ -54,6 +54,10 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.co
 NOISE_STREAM = 1
 # What a resumed run must keep, so that its images_seen and reproduction command stay true; the CLI's flags.
 RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
+# ... and the recipe's model and noise, so that the weights go on learning what they started to.
+RESUME_SETTINGS = (*RUN_SETTINGS, "mode", "beta_schedule", "image_size", "block_out_channels",
+                   "layers_per_block", "attention_levels", "time_scale_shift", "label_hidden_dim", "max_objects",
+                   "timestep_sampling", "snr_gamma")
 
 
 def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> ProceduralScenes:
@@ -63,7 +67,8 @@ def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> Procedur
 
 
 class RunState(SimpleNamespace):
-    """The run's progress (``step``, ``history``, ``seconds``), checkpointed with the weights by Accelerate."""
+    """The run's progress, checkpointed with the weights: ``step``, ``history``, training ``seconds``, the
+    ``settings`` it started with and ``loss_sum``, the losses (on the device) since the last history entry."""
 
     def state_dict(self) -> dict:
         return dict(vars(self))
@@ -80,7 +85,6 @@ def train(
     resume: bool = True,
     stop_after: int | None = None,
     progress: bool = True,
-    channels_last: bool = True,
     snapshot_every: int = 0,
     note: str | None = None,
     command: str | None = None,
@@ -98,17 +102,109 @@ def train(
     ``note`` (how the machine was shared, say) and ``command`` (the command line that reproduces the run;
     the CLI passes its own) go into ``training.json`` and the weights card.
 
-    The step never waits for the device: the losses stay on it and are read back every ``log_every``
-    steps (and at checkpoints), one history entry per step. ``compile_mode`` (``"default"``,
-    ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``) runs the UNet through ``torch.compile``.
-    ``device`` (``"cpu"`` or ``"cuda"``) defaults to a GPU when there is one.
+    ``history.json`` gets one entry every ``log_every`` steps and at the last step: the mean loss over the
+    steps since the entry before (summed on the device, read back once), the learning rate and the training
+    seconds so far. ``compile_mode`` (``"default"``, ``"reduce-overhead"`` for CUDA graphs, ``"max-autotune"``)
+    runs the model through ``torch.compile``. ``device`` (``"cpu"`` or ``"cuda"``) defaults to a GPU when there is one.
 
     The folder is guarded by ``RunFolder`` (condiff/runfolder.py): shipped weights are refused unless
-    ``overwrite_shipped``, one run at a time, the pipeline swapped in atomically. A resumed run keeps
-    the batch size, learning rate and seed it started with: a change raises ``ValueError``.
+    ``overwrite_shipped``, one run at a time, the pipeline swapped in atomically. A resumed run keeps the
+    batch size, learning rate, seed and model (``RESUME_SETTINGS``) it started with: a change raises ``ValueError``.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
+    check_train_args(recipe, snapshot_every, device, log_every, compile_mode)
+    output_dir = Path(output_dir)
+    commit = git_commit()  # the code this run starts with
+    on_gpu = torch.cuda.is_available() and device != "cpu"
+    accelerator = Accelerator(cpu=not on_gpu, mixed_precision=mixed_precision(recipe, on_gpu, progress))
+    with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
+        data = data if data is not None else default_data(recipe, accelerator.device)
+        rank, device = accelerator.process_index, accelerator.device
+
+        # 1. The model, the noise schedule, the optimiser (the rate follows the batch size, recipes.py), the EMA.
+        torch.manual_seed(recipe.seed)  # the initial weights
+        names = {"label_names": data.label_names} if getattr(data, "label_names", None) is not None else {}
+        denoiser = build_denoiser(recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels,
+                                  max_objects=recipe.max_objects, **names)
+        scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+        params = list(denoiser.parameters())
+        optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
+        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
+        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+
+        # 2. Accelerate wraps the model and the optimiser; the EMA, the LR schedule (one step per optimiser
+        #    step) and the run's progress are registered, so save_state / load_state cover them all.
+        model, optimizer = accelerator.prepare(denoiser, optimizer)
+        run = RunState(step=0, history=[], seconds=0.0, loss_sum=torch.zeros((), device=device),
+                       settings=resume_settings(recipe))
+        accelerator.register_for_checkpointing(ema, lr_schedule, run)
+        checkpoint = latest_checkpoint(output_dir) if resume else None
+        if checkpoint is not None:
+            load_checkpoint(accelerator, checkpoint)
+            check_same_settings(run.settings, recipe, output_dir)
+            run.settings = {**resume_settings(recipe), **run.settings}  # what an older run did not record yet
+        ema.to(device)
+        run.loss_sum = torch.as_tensor(run.loss_sum, device=device)  # a run saved before loss_sum: zeros
+        if compile_mode:
+            model = torch.compile(model, mode=compile_mode)  # checkpoints save the uncompiled module
+        started, saved = time.perf_counter() - run.seconds, run.step  # saved: the last whole checkpoint
+
+        def save():
+            """The EMA weights as a pipeline, the checkpoint, the history and summary (and a snapshot)."""
+            nonlocal saved
+            run.seconds = time.perf_counter() - started
+            try:
+                if accelerator.is_main_process:
+                    save_ema_pipeline(folder, accelerator.unwrap_model(denoiser), ema, scheduler)
+                folder.save_checkpoint(accelerator, run.step)
+                if accelerator.is_main_process:
+                    write_records(folder, recipe, run, denoiser, accelerator.num_processes, commit, note, command)
+                    if snapshot_every and run.step % snapshot_every == 0:
+                        folder.snapshot(run.step)
+            except (OSError, RuntimeError) as error:
+                raise folder.save_error(error, run.step, saved) from None
+            saved = run.step
+            accelerator.wait_for_everyone()
+
+        # 3. The loop: the maths of the module docstring.
+        end = recipe.max_steps if stop_after is None else min(recipe.max_steps, run.step + stop_after)
+        bar = tqdm(range(run.step, end), initial=run.step, total=recipe.max_steps, desc=recipe.name,
+                   disable=not (progress and accelerator.is_main_process), mininterval=5)
+        for step in bar:
+            x0, labels = data.batch(step, recipe.batch_size, rank)  # (B, 3, H, W) in [-1, 1], (B, L)
+            x0, labels = x0.to(device), labels.to(device)
+            g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
+            noise = torch.randn(x0.shape, generator=g, device=device)  # eps ~ N(0, I)
+            t = sample_timesteps(recipe.timestep_sampling, len(x0), scheduler.config.num_train_timesteps, g)
+            dropped = torch.rand(len(x0), generator=g, device=device) < recipe.label_dropout
+            labels = labels * ~dropped[:, None]  # the null label is all zeros
+            x_t = scheduler.add_noise(x0, noise, t)  # sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+            if compile_mode == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
+            with accelerator.autocast():
+                pred = model(x_t, t, labels)  # eps_theta(x_t, t, y)
+            loss = diffusion_loss(pred, noise, t, scheduler, recipe.snr_gamma)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, recipe.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(params)
+
+            run.step, run.loss_sum = step + 1, run.loss_sum + loss.detach()
+            if run.step % log_every == 0 or run.step == recipe.max_steps:
+                log_loss(run, accelerator, lr_schedule.get_last_lr()[0], time.perf_counter() - started)
+                bar.set_postfix(loss=f"{run.history[-1]['loss']:.4f}")
+            if run.step % recipe.checkpoint_every == 0 or run.step == end:
+                save()
+        bar.close()
+        return json.loads((output_dir / "training.json").read_text())
+
+
+def check_train_args(recipe: Recipe, snapshot_every: int, device, log_every: int, compile_mode) -> None:
+    """Refuse settings ``train`` cannot honour, before any work."""
     if snapshot_every % recipe.checkpoint_every:
         raise ValueError(f"snapshot_every={snapshot_every} must be a multiple of the recipe's "
                          f"checkpoint_every={recipe.checkpoint_every} (snapshots are taken at checkpoints)")
@@ -118,113 +214,9 @@ def train(
     if recipe.timestep_sampling not in TIMESTEP_SAMPLING:
         raise ValueError(f"timestep_sampling={recipe.timestep_sampling!r}; allowed: {', '.join(TIMESTEP_SAMPLING)}")
     if log_every < 1:
-        raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between loss read-backs)")
+        raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between history entries)")
     if compile_mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode={compile_mode!r}; allowed: {', '.join(map(str, COMPILE_MODES))}")
-    output_dir = Path(output_dir)
-    commit = git_commit()  # the code this run starts with
-    on_gpu = torch.cuda.is_available() and device != "cpu"
-    accelerator = Accelerator(cpu=not on_gpu, mixed_precision=mixed_precision(recipe, on_gpu, progress))
-    with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
-        data = data if data is not None else default_data(recipe, accelerator.device)
-        torch.manual_seed(recipe.seed)  # the initial weights
-
-        # 1. Model, noise schedule, optimiser, EMA.
-        label_names = getattr(data, "label_names", None)
-        unet, encoder = build_models(
-            recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels, max_objects=recipe.max_objects,
-            **({"label_names": label_names} if label_names is not None else {}),
-        )
-        if channels_last:
-            unet = unet.to(memory_format=torch.channels_last)
-        noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
-        trainable = [m for m in (unet, encoder) if m is not None]
-        params = [p for m in trainable for p in m.parameters()]
-        # Fused AdamW on a GPU: one kernel for all parameters. The rate follows the batch size (recipes.py).
-        optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
-        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
-        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-
-        # 2. Accelerate wraps the models and the optimiser; the EMA, the LR schedule (ours: one step per
-        #    optimiser step) and the run's progress are registered, so save_state / load_state cover them
-        #    all, and its save hook writes the EMA weights as a pipeline beside the checkpoint.
-        *models, optimizer = accelerator.prepare(*trainable, optimizer)
-        run_unet, run_encoder = (*models, None)[:2]  # no encoder for the unconditional model
-        # Optimiser steps done, losses, training seconds, and the settings the run started with.
-        run = RunState(step=0, history=[], seconds=0.0, settings={k: getattr(recipe, k) for k in RUN_SETTINGS})
-        accelerator.register_for_checkpointing(ema, lr_schedule, run)
-
-        def save_hook(models, weights, checkpoint_dir):  # Accelerate's signature; the pipeline goes in the run folder
-            if accelerator.is_main_process:
-                save_ema_pipeline(folder, trainable, ema, noise_scheduler)
-
-        accelerator.register_save_state_pre_hook(save_hook)
-        checkpoint = latest_checkpoint(output_dir) if resume else None
-        if checkpoint is not None:
-            try:
-                accelerator.load_state(checkpoint)
-            except Exception as error:
-                raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
-                    from error
-            check_same_settings(run.settings, recipe, output_dir)
-        ema.to(accelerator.device)
-        start = run.step
-        if compile_mode:
-            run_unet = torch.compile(run_unet, mode=compile_mode)  # checkpoints save the uncompiled modules
-
-        # 3. The loop.
-        rank, device = accelerator.process_index, accelerator.device
-        end = recipe.max_steps if stop_after is None else min(recipe.max_steps, start + stop_after)
-        bar = tqdm(range(start, end), initial=start, total=recipe.max_steps, desc=recipe.name,
-                   disable=not (progress and accelerator.is_main_process), mininterval=5)
-        tick, saved = time.perf_counter(), start  # saved: the step of the last complete checkpoint
-        pending = []  # (step, loss on the device, lr, seconds): read back every log_every steps
-        for step in bar:
-            if compile_mode == "reduce-overhead":
-                torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs may be reused
-            x0, labels = data.batch(step, recipe.batch_size, rank)  # (B, 3, H, W) in [-1, 1], (B, L)
-            x0, labels = x0.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            g = step_generator(device, recipe.seed, step, rank, NOISE_STREAM)  # on the device, like the data
-            noise = torch.randn(x0.shape, generator=g, device=device)
-            t = sample_timesteps(recipe.timestep_sampling, x0.shape[0], noise_scheduler.config.num_train_timesteps, g)
-            drop = torch.rand(x0.shape[0], generator=g, device=device) < recipe.label_dropout
-            labels = labels * (~drop)[:, None]  # the null label is all zeros
-            x_t = noise_scheduler.add_noise(x0, noise, t)
-            if channels_last:
-                x_t = x_t.contiguous(memory_format=torch.channels_last)
-
-            with accelerator.autocast():
-                pred = predict_noise(run_unet, run_encoder, x_t, t, labels if encoder is not None else None)
-            loss = diffusion_loss(pred, noise, t, noise_scheduler, recipe.snr_gamma)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, recipe.grad_clip)
-            optimizer.step()
-            lr_schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.step(params)
-
-            pending.append((step + 1, loss.detach(), lr_schedule.get_last_lr()[0], time.perf_counter() - tick))
-            checkpoint_now = (step + 1) % recipe.checkpoint_every == 0 or step + 1 == end
-            if checkpoint_now or (step + 1) % log_every == 0:
-                run.history += _read_back(pending, accelerator, run.seconds, tick)
-                bar.set_postfix(loss=f"{run.history[-1]['loss']:.4f}")
-                pending = []
-            if checkpoint_now:
-                run.step, run.seconds = step + 1, run.seconds + time.perf_counter() - tick
-                tick = time.perf_counter()
-                try:
-                    folder.save_checkpoint(accelerator, run.step)  # and, through the hook, the EMA pipeline
-                    if accelerator.is_main_process:
-                        _write_records(folder, recipe, run, trainable, accelerator.num_processes, commit, note, command)
-                        if snapshot_every and run.step % snapshot_every == 0:
-                            folder.snapshot(run.step)
-                except (OSError, RuntimeError) as error:
-                    raise folder.save_error(error, run.step, saved) from None
-                saved = run.step
-                accelerator.wait_for_everyone()
-        bar.close()
-        return json.loads((output_dir / "training.json").read_text())
 
 
 def bf16_on_cpu() -> bool:
@@ -273,54 +265,87 @@ def diffusion_loss(pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, noi
     return (per_image * snr.clamp(max=snr_gamma) / snr).mean()
 
 
-def _read_back(pending: list, accelerator, seconds: float, tick: float) -> list[dict]:
-    """History entries for the ``pending`` (step, loss, lr, clock) tuples, with one wait for the device.
+def log_loss(run: RunState, accelerator, lr: float, seconds: float) -> None:
+    """Append a history entry: the mean loss (over steps and processes) since the entry before; one read-back."""
+    steps = run.step - (run.history[-1]["step"] if run.history else 0)
+    loss = accelerator.reduce(run.loss_sum, reduction="mean").item() / steps
+    run.history.append({"step": run.step, "loss": round(loss, 5), "lr": lr, "seconds": round(seconds, 2)})
+    run.loss_sum = torch.zeros_like(run.loss_sum)
 
-    Losses are averaged over processes. A step's clock is the host's when it queued the step; the
-    last one's is read once the device has caught up. ``seconds`` is the training time before ``tick``.
-    """
-    losses = accelerator.gather(torch.stack([p[1] for p in pending])[None]).mean(0).tolist()  # (N,): waits
-    clocks = [p[3] for p in pending[:-1]] + [time.perf_counter() - tick]
-    return [{"step": s, "loss": round(loss, 5), "lr": lr, "seconds": round(seconds + clock, 2)}
-            for (s, _, lr, _), loss, clock in zip(pending, losses, clocks)]
+
+def resume_settings(recipe: Recipe) -> dict:
+    """What a resumed run must keep (``RESUME_SETTINGS``), as this recipe sets it."""
+    return {key: getattr(recipe, key) for key in RESUME_SETTINGS}
 
 
 def check_same_settings(saved: dict, recipe: Recipe, output_dir: Path) -> None:
-    """Refuse to resume a run with another batch size, learning rate or seed than it started with."""
-    for key, flag in RUN_SETTINGS.items():
-        value = getattr(recipe, key)
-        if key in saved and saved[key] != value:
+    """Refuse to resume a run with another batch size, learning rate, seed or model than it started with."""
+    for key, value in resume_settings(recipe).items():
+        if key not in saved or saved[key] == value:
+            continue  # a checkpoint from before that setting was recorded: nothing to compare
+        if key in RUN_SETTINGS:
+            flag = RUN_SETTINGS[key]
             raise ValueError(
                 f"{output_dir} was started with {flag} {saved[key]}; resuming it with {flag} {value} would mix "
                 f"two runs (its images_seen and reproduction command would be wrong). Resume with {flag} "
                 f"{saved[key]} (or without {flag}), or start over with --fresh")
+        raise ValueError(
+            f"{output_dir} was started with {key}={saved[key]!r}; recipe {recipe.name!r} has {key}={value!r}, "
+            "and resuming would train another model on its weights. Resume it with the recipe it started "
+            "with, choose another --out, or start over with --fresh")
 
 
-def save_ema_pipeline(folder: RunFolder, trainable: list, ema: EMAModel, noise_scheduler) -> None:
-    """The EMA weights as a pipeline anyone can load, written from copies: training's modules stay as they are.
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
+    """``accelerator.load_state(checkpoint)``, with errors that name the folder.
 
-    The copied UNet is made contiguous: converting the training UNet in place would change its layout
-    mid-run, so a resumed run (channels_last again) would drift from an uninterrupted one, and DDP's
-    buckets would break.
+    A checkpoint written before the Denoiser held the UNet and the label encoder as two models
+    (``pytorch_model.bin``, ``pytorch_model_1.bin``): their weights are loaded into the Denoiser here,
+    everything else (optimiser, EMA, schedule, progress) by Accelerate, whose order is unchanged.
     """
-    copies = [copy.deepcopy(m) for m in trainable]
-    ema.copy_to([p for m in copies for p in m.parameters()])
-    unet, encoder = copies[0].to(memory_format=torch.contiguous_format), (copies[1:] or [None])[0]
-    pipeline = ConditionalDDPMPipeline(unet=unet, scheduler=noise_scheduler, label_encoder=encoder)
+    def load_two_models(models, input_dir):  # Accelerate's load pre-hook: the models it pops are not loaded
+        denoiser = accelerator.unwrap_model(models.pop())
+        denoiser.unet.load_state_dict(torch.load(checkpoint / "pytorch_model.bin", map_location="cpu"))
+        if denoiser.encoder is not None:
+            denoiser.encoder.load_state_dict(torch.load(checkpoint / "pytorch_model_1.bin", map_location="cpu"))
+
+    two_models = (checkpoint / "pytorch_model.bin").is_file()
+    hook = accelerator.register_load_state_pre_hook(load_two_models) if two_models else None
+    try:
+        accelerator.load_state(checkpoint)
+    except Exception as error:
+        raise OSError(f"cannot resume from {checkpoint}: it is corrupted or from another recipe ({error})") \
+            from error
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def save_ema_pipeline(folder: RunFolder, denoiser: Denoiser, ema: EMAModel, scheduler: DDPMScheduler) -> None:
+    """The EMA weights as a pipeline anyone can load, written from a copy: the training model stays as it is."""
+    average = copy.deepcopy(denoiser)
+    ema.copy_to(average.parameters())
+    pipeline = ConditionalDDPMPipeline(unet=average.unet, scheduler=scheduler, label_encoder=average.encoder)
     folder.save_pipeline(pipeline)  # swapped in file by file: loadable at every moment
 
 
-def _write_records(folder, recipe, run, trainable, num_processes, commit, note=None, command=None) -> None:
+def final_loss(history: list[dict], steps: int = 100) -> float | None:
+    """The mean loss of the history entries that end in the last ``steps`` steps, each weighted by the steps
+    it covers: the mean of the last 100 steps when ``log_every`` divides 100."""
+    spans = [(h, h["step"] - before["step"]) for before, h in zip([{"step": 0}, *history], history)]
+    recent = [(h["loss"], n) for h, n in spans if h["step"] > history[-1]["step"] - steps] if history else []
+    return sum(loss * n for loss, n in recent) / sum(n for _, n in recent) if recent else None
+
+
+def write_records(folder, recipe, run, denoiser, num_processes, commit, note=None, command=None) -> None:
     """The loss history and the run's summary, each written whole."""
-    history = run.history
-    folder.write_text("history.json", json.dumps(history) + "\n")
+    folder.write_text("history.json", json.dumps(run.history) + "\n")
     summary = {
         "recipe": recipe.to_dict(),
         "steps": run.step,
         "images_seen": run.step * recipe.batch_size * num_processes,
         "train_seconds": round(run.seconds, 1),
-        "final_loss": sum(h["loss"] for h in history[-100:]) / max(1, len(history[-100:])),
-        "parameters": count_parameters(*trainable),
+        "final_loss": final_loss(run.history),
+        "parameters": count_parameters(denoiser),
         "hardware": hardware(),
         "processes": num_processes,
         "commit": commit,

@@ -46,6 +46,13 @@ def test_iclevr_folder_round_trip(tmp_path):
     assert load_split(root / "new_test.json") == load_split("new_test")  # its test labels: the committed split
 
 
+def test_iclevr_batches_follow_the_seed(tmp_path):
+    root = write_iclevr_folder(tmp_path / "iclevr", num_train=64, size=16)
+    batches = [ICLEVRDataset(root, size=16, seed=seed).batch(step=3, batch_size=16)[1] for seed in (0, 0, 1)]
+    assert torch.equal(batches[0], batches[1])  # one seed, one batch
+    assert not torch.equal(batches[0], batches[2])  # another seed, another batch
+
+
 def test_iclevr_missing_and_bad_files_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing objects.json"):
         ICLEVRDataset(tmp_path)

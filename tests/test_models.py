@@ -3,7 +3,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from condiff.data.labels import to_label_batch
-from condiff.models import MODES, LabelEncoder, build_models, count_parameters, predict_noise
+from condiff.models import MODES, Denoiser, LabelEncoder, build_denoiser, build_models, count_parameters, predict_noise
 
 SMALL = dict(image_size=16, block_out_channels=(8, 16))
 
@@ -22,6 +22,28 @@ def test_shapes_and_dtypes(mode):
         out = predict_noise(unet, encoder, x, t, labels)
     assert out.shape == x.shape and out.dtype == torch.float32
     assert (encoder is None) == (mode == "unconditional")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_denoiser_is_the_unet_and_its_encoder_as_one_module(mode):
+    torch.manual_seed(0)
+    denoiser = build_denoiser(mode, **SMALL)
+    assert denoiser.mode == mode and (denoiser.encoder is None) == (mode == "unconditional")
+    assert count_parameters(denoiser) == count_parameters(denoiser.unet, denoiser.encoder)
+    x, t = _inputs()
+    labels = to_label_batch(["red cube", "blue sphere, gray cube"])
+    with torch.no_grad():
+        out = denoiser(x, t, labels)  # an unconditional denoiser ignores the labels
+        assert torch.equal(out, predict_noise(denoiser.unet, denoiser.encoder, x, t, labels))
+    assert out.shape == x.shape
+
+
+def test_unconditional_denoiser_needs_no_labels_and_a_conditional_one_asks_for_them():
+    x, t = _inputs()
+    with torch.no_grad():
+        assert build_denoiser("unconditional", **SMALL)(x, t).shape == x.shape
+        with pytest.raises(ValueError, match="pass labels"):
+            Denoiser(*build_models("time_sum", **SMALL))(x, t)
 
 
 def test_default_models_share_one_unet_size():

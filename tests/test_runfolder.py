@@ -100,7 +100,8 @@ def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0, w
     for _ in range(kills):
         before = latest_checkpoint(out)
         with log.open("a") as f:
-            proc = subprocess.Popen([*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", str(steps)],
+            proc = subprocess.Popen([*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", str(steps),
+                                     "--log-every", "1"],
                                     cwd=REPO, env=child_env(), stdout=f, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from tiny import TINY
 
 from condiff.pipeline import load_pipeline
@@ -37,8 +38,8 @@ TINY_CLI = [sys.executable, str(Path(__file__).with_name("tiny.py"))]  # `python
 
 
 def run(out, **kwargs) -> dict:
-    """``train(TINY, out)`` without a progress bar; returns the summary (training.json)."""
-    return train(TINY, out, progress=False, **kwargs)
+    """``train(TINY, out)`` without a progress bar, a history entry every step; returns the summary."""
+    return train(TINY, out, progress=False, **{"log_every": 1, **kwargs})
 
 
 def without_clock(history: list[dict]) -> list[dict]:
@@ -51,15 +52,16 @@ def history(out) -> list[dict]:
 
 
 def checkpoint(out) -> dict:
-    """The newest checkpoint folder, read as Accelerate's ``save_state`` wrote it."""
+    """The newest checkpoint folder, read as Accelerate's ``save_state`` wrote it: the model's weights (one
+    dict), the optimiser, and the registered objects in their order (EMA, LR schedule, run state)."""
     folder = latest_checkpoint(Path(out))
     assert folder is not None, f"no checkpoint in {out}"
 
     def load(name):
         return torch.load(folder / name, map_location="cpu", weights_only=False)
 
-    ema, lr_schedule, run_state = (load(f"custom_checkpoint_{i}.pkl") for i in range(3))  # registration order
-    models = [load(p.name) for p in sorted(folder.glob("pytorch_model*.bin"))]  # the UNet, then the encoder
+    ema, lr_schedule, run_state = (load(p.name) for p in sorted(folder.glob("custom_checkpoint_*.pkl")))
+    models = {k: v for p in folder.glob("*.safetensors") for k, v in load_file(p).items()}  # unet.*, encoder.*
     return {"models": models, "optimizer": load("optimizer.bin"), "ema": ema, "lr_schedule": lr_schedule,
             **run_state}
 
@@ -68,11 +70,10 @@ def assert_same_state(a: dict, b: dict) -> None:
     """Two checkpoints hold exactly the same weights, optimiser moments, EMA and history."""
     assert a["step"] == b["step"]
     assert without_clock(a["history"]) == without_clock(b["history"])
-    assert len(a["models"]) == len(b["models"]) == 2  # time_sum: UNet and label encoder
-    for i, (x, y) in enumerate(zip(a["models"], b["models"])):
-        assert x.keys() == y.keys()
-        for name in x:
-            assert torch.equal(x[name], y[name]), f"model {i}: {name} differs"
+    assert a["models"].keys() == b["models"].keys()
+    assert any(name.startswith("encoder.") for name in a["models"])  # time_sum: UNet and label encoder
+    for name, weight in a["models"].items():
+        assert torch.equal(weight, b["models"][name]), f"{name} differs"
     for i, state in a["optimizer"]["state"].items():
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state[name], b["optimizer"]["state"][i][name]), f"optimizer {i}.{name} differs"
@@ -134,6 +135,37 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_after):
     assert_same_state(checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b"))
 
 
+def as_two_models(folder: Path) -> None:
+    """Rewrite a checkpoint in the layout of runs made before ``Denoiser``: the UNet and the label encoder
+    saved by Accelerate as two models, pickled (``pytorch_model.bin``, ``pytorch_model_1.bin``)."""
+    (weights,) = folder.glob("*.safetensors")
+    state = load_file(weights)
+    for i, part in enumerate(("unet.", "encoder.")):
+        torch.save({k[len(part):]: v for k, v in state.items() if k.startswith(part)},
+                   folder / f"pytorch_model{f'_{i}' if i else ''}.bin")
+    weights.unlink()
+
+
+def test_a_checkpoint_saved_before_the_denoiser_resumes_exactly(tmp_path):
+    run(tmp_path / "a", stop_after=2)
+    as_two_models(latest_checkpoint(tmp_path / "a"))
+    run(tmp_path / "a")
+    run(tmp_path / "b")
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert_same_state(checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("change", [{"beta_schedule": "squaredcos_cap_v2"}, {"block_out_channels": (8, 8)},
+                                    {"mode": "concat"}, {"timestep_sampling": "high_noise"}],
+                         ids=lambda change: next(iter(change)))
+def test_resuming_with_another_recipe_is_refused(tmp_path, change):
+    run(tmp_path, stop_after=2)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises((ValueError, OSError), match="another recipe|was started with"):
+        train(TINY.with_overrides(**change), tmp_path, progress=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
 def test_resuming_a_finished_run_trains_no_further(tmp_path):
     run(tmp_path)
     before = checkpoint(tmp_path)
@@ -160,7 +192,7 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     out = tmp_path / "run"
     log = (tmp_path / "train.log").open("w")
     proc = subprocess.Popen(
-        [*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", str(steps)],
+        [*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", str(steps), "--log-every", "1"],
         cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -200,7 +232,8 @@ def test_killed_run_resumes_and_finishes(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 def _garbage(folder: Path) -> None:
-    (folder / "pytorch_model.bin").write_bytes(b"this is not a checkpoint \x00\xff" * 64)
+    for weights in folder.glob("*.safetensors"):
+        weights.write_bytes(b"this is not a checkpoint \x00\xff" * 64)
 
 
 def _empty(folder: Path) -> None:
@@ -217,7 +250,7 @@ def _missing(folder: Path) -> None:
 
 
 def _other_model(folder: Path) -> None:
-    torch.save({"conv_in.weight": torch.zeros(4, 3, 3, 3)}, folder / "pytorch_model.bin")  # another UNet's weights
+    torch.save({"conv_in.weight": torch.zeros(4, 3, 3, 3)}, folder / "pytorch_model.bin")  # another UNet, old layout
 
 
 @pytest.mark.parametrize("damage", [_garbage, _empty, _truncated, _missing, _other_model],
@@ -270,8 +303,8 @@ def test_output_folder_is_a_loadable_pipeline_with_a_summary(tmp_path):
     shadow = state["ema"]["shadow_params"]
     assert len(saved) == len(shadow)
     assert all(torch.equal(p.detach(), s) for p, s in zip(saved, shadow))
-    raw = state["models"][0]
-    assert not all(torch.equal(w, raw[name]) for name, w in pipe.unet.state_dict().items())
+    raw = state["models"]
+    assert not all(torch.equal(w, raw[f"unet.{name}"]) for name, w in pipe.unet.state_dict().items())
 
     summary = json.loads((tmp_path / "training.json").read_text())
     for key in ("steps", "images_seen", "train_seconds", "hardware", "commit", "seed"):
@@ -310,7 +343,7 @@ def test_two_process_cpu_accelerate_launch(tmp_path):
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
         "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
         "--main_process_port", str(_free_port()),
-        *TINY_CLI[1:], "train", "tiny", "--out", str(out), "--fresh",
+        *TINY_CLI[1:], "train", "tiny", "--out", str(out), "--fresh", "--log-every", "1",
     ]
     env = child_env(HF_HOME=str(tmp_path / "hf_home"))  # no default_config.yaml from the user's cache
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -379,11 +412,22 @@ def test_a_variant_recipe_trains_and_loads(tmp_path):
 # The GPU step, checked on the CPU: device-drawn data, losses read back in stretches, compile
 # ---------------------------------------------------------------------------------------------
 
-def test_log_every_changes_when_losses_are_read_not_what_they_are(tmp_path):
+def test_history_has_one_entry_per_log_every_steps_with_their_mean_loss(tmp_path):
     run(tmp_path / "a", log_every=1)
-    run(tmp_path / "b", log_every=3)  # read back at step 2 (checkpoint), 3 and 4
+    run(tmp_path / "b", log_every=3)  # entries at step 3 and at the last step, 4
+    every, third = history(tmp_path / "a"), history(tmp_path / "b")
+    assert [h["step"] for h in third] == [3, 4]
+    assert third[0]["loss"] == pytest.approx(sum(h["loss"] for h in every[:3]) / 3, abs=2e-5)
+    assert third[1]["loss"] == pytest.approx(every[3]["loss"], abs=2e-5)
+    assert [h["lr"] for h in third] == [every[2]["lr"], every[3]["lr"]]
+
+
+def test_an_entry_spanning_a_resume_equals_the_uninterrupted_one(tmp_path):
+    run(tmp_path / "a", log_every=3, stop_after=2)  # stops (and saves) between two entries
+    run(tmp_path / "a", log_every=3)
+    run(tmp_path / "b", log_every=3)
     assert history(tmp_path / "a") == history(tmp_path / "b")
-    assert [h["step"] for h in history(tmp_path / "b")] == [1, 2, 3, 4]
+    assert_same_state(checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b"))
 
 
 def test_learning_rate_follows_the_batch_size(tmp_path):

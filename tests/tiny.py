@@ -1,6 +1,6 @@
 """Tiny stand-ins for tests: a recipe that trains in seconds, data files in the real formats, chosen scenes.
 
-``TINY`` (16x16 scenes, a 47k-parameter UNet, 4 steps, a checkpoint every 2 steps) is not in
+``TINY`` (``Recipe.tiny()`` of time_sum: 16x16 scenes, a 47k-parameter UNet, 4 steps) is not in
 ``condiff.recipes.RECIPES``: tests pass it to ``train`` directly. Run as a script, this file is
 ``python -m condiff`` with the recipe registered, for tests that train in a subprocess:
 
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,9 @@ from PIL import Image
 from condiff.data.iclevr import held_out_combinations, load_split
 from condiff.data.labels import OBJECT_TO_INDEX, OBJECTS
 from condiff.data.scenes import ProceduralScenes
-from condiff.recipes import RECIPES, Recipe
+from condiff.recipes import RECIPES
 
-TINY = Recipe("tiny", "time_sum", "Tiny test model", image_size=16, block_out_channels=(8, 16), batch_size=8,
-              warmup_steps=2, max_steps=4, checkpoint_every=2)
+TINY = replace(RECIPES["time_sum"].tiny(), name="tiny", title="Tiny test model")
 
 
 def write_sprites_fixture(root: str | Path, n: int = 16, seed: int = 0) -> Path:

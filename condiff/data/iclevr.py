@@ -95,11 +95,11 @@ class ICLEVRDataset(torch.utils.data.Dataset):
     Item ``i`` is ``(image (3, size, size) in [-1, 1], label (24,))``. The real i-CLEVR keeps its PNGs next to the JSON
     files in a folder named ``iclevr``: pass ``image_dir`` if yours is elsewhere. All training
     images are decoded once, resized to ``size`` and kept in memory (18k i-CLEVR images at 32x32:
-    55 MB), and ``batch`` draws seeded batches like ``ProceduralScenes.batch``.
+    55 MB), and ``batch`` draws batches seeded by ``(seed, step, rank)`` like ``ProceduralScenes.batch``.
     """
 
-    def __init__(self, root: str | Path, size: int = 32, image_dir: str | Path | None = None):
-        self.root, self.size = Path(root), size
+    def __init__(self, root: str | Path, size: int = 32, image_dir: str | Path | None = None, seed: int = 0):
+        self.root, self.size, self.seed = Path(root), size, seed
         objects = read_json(self.root / "objects.json", FOLDER)
         if sorted(objects, key=objects.get) != list(OBJECTS):
             raise ValueError(f"{self.root / 'objects.json'} does not hold i-CLEVR's 24 objects in their order")
@@ -125,6 +125,6 @@ class ICLEVRDataset(torch.utils.data.Dataset):
         return self.images[i], self.labels[i]
 
     def batch(self, step: int, batch_size: int, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        index = np.random.default_rng([0, step, rank]).integers(0, len(self), batch_size)
+        index = np.random.default_rng([self.seed, step, rank]).integers(0, len(self), batch_size)
         return self.images[index], self.labels[index]
 

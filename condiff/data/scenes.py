@@ -19,10 +19,8 @@ any device, with no Python loop over scenes:
    (``index_select``), blended as ``rgb + image * (1 - alpha)`` (rgb premultiplied), written back.
 
 A batch is a pure function of ``(seed, step, rank)`` (a ``torch.Generator`` on the device; CPU and CUDA
-streams differ) and nothing in ``batch`` waits for the device. Speed at 32x32 on one thread of a
-2-core AMD EPYC shared with other jobs (``condiff.tools.benchmark.scenes_per_second``): 4,700 to
-10,700 scenes/s in batches of 64, 6,500 to 8,700 in batches of 256, hundreds of times the ~29
-images/s the 32x32 UNet trains on there, so training draws fresh scenes for every batch.
+streams differ) and nothing in ``batch`` waits for the device. ``condiff.tools.benchmark.scenes_per_second``
+measures its speed on a machine: far above what a UNet trains on, so training draws fresh scenes for every batch.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ and posts. The library (the core the notebooks import and teach) is ``condiff`` 
     benchmark   training throughput, sampler table, accuracy against training time
     blog        executed notebooks as Markdown posts
     tutorial    run the notebooks headless
-    train_all   the GPU session's one command: train, score and package every model in a time budget
+    train_all   train, score and record every model, one after the other
     cli         ``python -m condiff``: the readers' commands plus the maintainers' ones
 
 The core (``condiff`` minus this subpackage) never imports from here.

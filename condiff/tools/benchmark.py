@@ -2,11 +2,11 @@
 
     python -m condiff benchmark            # prints a Markdown report
 
-1. Training: images/s of ``condiff.train``'s step (channels_last memory format) against a naive
-   step written the way the seed tutorials wrote it (default memory format), same model, same batch,
-   measured in one run, alternating the two so that machine noise hits both alike.
-2. Sampling speed: images/s of the shipped cosine model (notebook 5) for DDPM-1000, DDIM-50/25
-   and DPM-Solver++-25/10, at its best guidance (w = 3).
+1. Training (``throughput``): images/s of the seed tutorials' whole loop (scenes rendered one at a time
+   on the CPU and batched by a DataLoader, fp32, a host sync every step) against condiff's ``train``
+   (scenes drawn on the device, no sync within a step, fused AdamW on a GPU), same model and batch, in one
+   run; condiff's in fp32 and, where the CPU has bf16 units, in bf16, side by side.
+2. Sampling speed: images/s of the shipped cosine model (notebook 5) for each of ``SAMPLERS``, at w = 3.
 
 Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 5 and the README read:
 
@@ -14,14 +14,10 @@ Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 
     python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
     python -m condiff benchmark --device cuda --json weights/throughput.json
 
-3. ``sampler_table``: every shipped model, guidance off and on, DDPM-1000 against DDIM and
-   DPM-Solver++ at 50 / 25 / 10 steps, on the full splits.
+3. ``sampler_table``: every shipped model, the guidance sweep ``GUIDANCE_SCALES``, then each of
+   ``SAMPLERS`` with guidance off and at the best w, on the full splits.
 4. ``training_curve``: the accuracy of each snapshot a run kept (``train --snapshot-every``)
    against its training minutes: how long a recipe needs.
-5. ``throughput``: training images/s of the seed tutorials' whole loop (scenes rendered one at a time on
-   the CPU and batched by a DataLoader, fp32, a host sync every step) against condiff's ``train`` (scenes
-   drawn on the device, no sync within a step, bf16 and fused AdamW on a GPU), same model and batch, in
-   one run.
 """
 from __future__ import annotations
 
@@ -39,59 +35,16 @@ from .. import WEIGHTS_DIR
 from ..data.iclevr import held_out_combinations, load_split
 from ..data.scenes import ProceduralScenes
 from ..evaluate import evaluate, load_evaluator
-from ..models import build_models, predict_noise
+from ..models import build_denoiser, count_parameters
 from ..pipeline import load_pipeline, make_scheduler
-from ..recipes import RECIPES, get_recipe
+from ..recipes import RECIPES, Recipe, get_recipe
+from ..runfolder import INDEX
 from ..runinfo import hardware, weights_digest
-from ..train import train
+from ..train import bf16_on_cpu, train
 from .results import splits_for, title
 
-
-def _train_step_timer(channels_last: bool, recipe, batches):
-    torch.manual_seed(0)
-    unet, encoder = build_models(recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block)
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-    params = [p for m in (unet, encoder) for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-
-    def step(i):
-        x0, labels = batches[i % len(batches)]
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, 1000, (x0.shape[0],))
-        x_t = (x0 + noise) / 2  # the arithmetic of add_noise is the same for both; time the network
-        if channels_last:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        loss = F.mse_loss(predict_noise(unet, encoder, x_t, t, labels), noise)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
-
-
-def training_throughput(recipe_name: str = "time_sum", steps: int = 10, rounds: int = 3,
-                        batch_size: int = 64) -> dict:
-    """Images/s of the condiff step and the naive step, alternating ``rounds`` times."""
-    recipe = get_recipe(recipe_name).with_overrides(batch_size=batch_size)
-    batches = [ProceduralScenes(seed=0).batch(i, recipe.batch_size) for i in range(4)]
-    steps_by_name = {"naive": _train_step_timer(False, recipe, batches),
-                     "condiff": _train_step_timer(True, recipe, batches)}
-    seconds = dict.fromkeys(steps_by_name, 0.0)
-    for step in steps_by_name.values():  # warm-up
-        step(0)
-    for _ in range(rounds):
-        for name, step in steps_by_name.items():
-            start = time.perf_counter()
-            for i in range(steps):
-                step(i)
-            seconds[name] += time.perf_counter() - start
-    images = steps * rounds * recipe.batch_size
-    result = {name: images / s for name, s in seconds.items()}
-    result["ratio"] = result["condiff"] / result["naive"]
-    result["threads"] = torch.get_num_threads()
-    return result
+SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))  # (name, steps)
+GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)  # the DDIM-25 sweep that picks each model's best w
 
 
 class _OneSceneAtATime(torch.utils.data.Dataset):
@@ -122,41 +75,62 @@ def scenes_per_second(source, batch_size: int = 256, seconds: float = 3.0) -> fl
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: int = 256, steps: int = 20,
+def throughput(device: str = "cpu", recipe: Recipe | str = "time_sum", batch_size: int = 256, steps: int = 20,
                naive_workers: int | None = None, compile_mode: str | None = None, quick: bool = False) -> dict:
     """Training images/s of the seed tutorials' loop and of condiff's, same model and batch, in one run.
 
     naive: a DataLoader of CPU-rendered scenes (``naive_workers`` processes; default 4 on a GPU, 0 on the
     CPU), fp32, plain AdamW, and ``loss.item()`` every step, as the seed tutorials wrote it.
     condiff: ``condiff.train.train`` itself: scenes drawn on the device, no wait for it within a step,
-    bf16 autocast and fused AdamW on a GPU (fp32 on the CPU), ``compile_mode`` if given.
-    Each does ``steps`` warm-up steps, then ``steps`` timed ones; both include gradient clipping and EMA.
-    ``quick``: a 16x16 toy UNet, batch 8, 2 + 2 steps (a smoke test). The result also holds the renderer's
-    scenes/s on ``device`` at this batch size (``scenes_per_s``).
+    fused AdamW on a GPU, ``compile_mode`` if given; in the recipe's precision on a GPU, in fp32 on the CPU
+    (``condiff_images_per_s``) and in bf16 where the CPU has bf16 units (``condiff_bf16_images_per_s``,
+    ``None`` elsewhere). Each does ``steps`` warm-up steps, then ``steps`` timed ones; both include gradient
+    clipping and EMA. ``quick``: the recipe's ``tiny()`` model, 2 + 2 steps (a smoke test). The result also
+    holds the renderer's scenes/s on ``device`` at this batch size (``scenes_per_s``) and the model's size.
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}; allowed: cpu, cuda")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps={steps}, batch_size={batch_size}: both must be at least 1")
-    recipe = get_recipe(recipe_name).with_overrides(batch_size=batch_size)
+    recipe = (get_recipe(recipe) if isinstance(recipe, str) else recipe).with_overrides(batch_size=batch_size)
     if quick:
-        recipe, steps = recipe.with_overrides(image_size=16, block_out_channels=(8, 16), batch_size=8), 2
+        recipe, steps = recipe.tiny(), 2
     naive_workers = (4 if device == "cuda" else 0) if naive_workers is None else naive_workers
-    B = recipe.batch_size
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    naive, parameters = naive_images_per_s(recipe, device, steps, naive_workers)
+    scenes = ProceduralScenes(recipe.image_size, recipe.max_objects, held_out_combinations(), recipe.seed,
+                              device=device)
 
-    # The naive loop.
+    def condiff(precision: str) -> float:  # train() itself; losses read back after the warm-up and at the end
+        with tempfile.TemporaryDirectory() as out:
+            train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps, mixed_precision=precision),
+                  out, data=scenes, progress=False, log_every=steps, compile_mode=compile_mode, device=device)
+            history = json.loads((Path(out) / "history.json").read_text())
+        return steps * recipe.batch_size / (history[1]["seconds"] - history[0]["seconds"])
+
+    main = condiff(recipe.mixed_precision if device == "cuda" else "no")
+    bf16 = condiff("bf16") if device == "cpu" and bf16_on_cpu() else None
+    return {"device": device, "hardware": hardware(), "threads": torch.get_num_threads(), "recipe": recipe.name,
+            "parameters": parameters, "batch_size": recipe.batch_size, "image_size": recipe.image_size,
+            "timed_steps": steps, "naive_workers": naive_workers,
+            "mixed_precision": recipe.mixed_precision if device == "cuda" else "no", "compile_mode": compile_mode,
+            "quick": quick, "torch": torch.__version__, "naive_images_per_s": round(naive, 1),
+            "condiff_images_per_s": round(main, 1), "ratio": round(main / naive, 2),
+            "condiff_bf16_images_per_s": None if bf16 is None else round(bf16, 1),
+            "scenes_per_s": round(scenes_per_second(scenes, recipe.batch_size, 0.2 if quick else 3.0))}
+
+
+def naive_images_per_s(recipe: Recipe, device: str, steps: int, workers: int) -> tuple[float, int]:
+    """Images/s of the seed tutorials' loop over ``steps`` timed steps (after as many warm-up ones), and the
+    model's parameter count: the recipe's own model (``recipe.model_kwargs()``), as ``train`` builds it."""
     torch.manual_seed(recipe.seed)
-    unet, encoder = build_models(recipe.mode, recipe.image_size, recipe.block_out_channels, recipe.layers_per_block,
-                                 max_objects=recipe.max_objects)
-    models = [m.to(device) for m in (unet, encoder) if m is not None]
-    params = [p for m in models for p in m.parameters()]
+    denoiser = build_denoiser(recipe.mode, **recipe.model_kwargs(), max_objects=recipe.max_objects).to(device)
+    params = list(denoiser.parameters())
     optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0)
     ema = EMAModel(params, decay=recipe.ema_decay)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
+    B, sync = recipe.batch_size, torch.cuda.synchronize if device == "cuda" else (lambda: None)
     loader = torch.utils.data.DataLoader(_OneSceneAtATime(recipe, 2 * steps * B), batch_size=B, shuffle=True,
-                                         num_workers=naive_workers, drop_last=True)
-    losses = []
+                                         num_workers=workers, drop_last=True)
     for i, (x0, labels) in enumerate(loader):
         if i == steps:
             sync()
@@ -165,39 +139,18 @@ def throughput(device: str = "cpu", recipe_name: str = "time_sum", batch_size: i
         noise = torch.randn_like(x0)
         t = torch.randint(0, 1000, (B,), device=device)
         labels = labels * (torch.rand(B, device=device) >= recipe.label_dropout)[:, None]
-        pred = predict_noise(unet, encoder, scheduler.add_noise(x0, noise, t), t,
-                             labels if encoder is not None else None)
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(denoiser(scheduler.add_noise(x0, noise, t), t, labels), noise)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
         optimizer.step()
         ema.step(params)
-        losses.append(loss.item())  # the host waits for the device every step
-    naive = steps * B / (time.perf_counter() - start)
-
-    # condiff's loop: train() itself, losses read back after the warm-up steps and at the end only.
-    settings = dict(size=recipe.image_size, max_objects=recipe.max_objects, exclude=held_out_combinations(),
-                    seed=recipe.seed)
-    with tempfile.TemporaryDirectory() as out:
-        train(recipe.with_overrides(max_steps=2 * steps, checkpoint_every=2 * steps), out,
-              data=ProceduralScenes(**settings, device=device),
-              progress=False, log_every=steps, compile_mode=compile_mode, device=device)
-        history = json.loads((Path(out) / "history.json").read_text())
-    condiff = steps * B / (history[2 * steps - 1]["seconds"] - history[steps - 1]["seconds"])
-    seconds = 0.2 if quick else 3.0
-    scenes = scenes_per_second(ProceduralScenes(**settings, device=device), B, seconds)
-    return {"device": device, "hardware": hardware(), "threads": torch.get_num_threads(), "recipe": recipe.name,
-            "batch_size": B, "image_size": recipe.image_size, "timed_steps": steps, "naive_workers": naive_workers,
-            "mixed_precision": recipe.mixed_precision if device == "cuda" else "no", "compile_mode": compile_mode,
-            "quick": quick, "torch": torch.__version__, "naive_images_per_s": round(naive, 1),
-            "condiff_images_per_s": round(condiff, 1), "ratio": round(condiff / naive, 2),
-            "scenes_per_s": round(scenes)}
+        loss.item()  # the host waits for the device every step
+    return steps * B / (time.perf_counter() - start), count_parameters(denoiser)
 
 
-def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("ddim", 50), ("ddim", 25),
-                                                                ("dpm++", 25), ("dpm++", 10)),
-                   guidance_scale: float = 3.0, images: int = 8) -> list[dict]:
+def sampling_speed(name: str = "time_sum_cosine", samplers=SAMPLERS, guidance_scale: float = 3.0,
+                   images: int = 8) -> list[dict]:
     """Images/s of a shipped model on this machine for each (sampler, steps), ``images`` new_test cases.
 
     Speed only: a handful of images says nothing about accuracy (``sampler_table`` measures that).
@@ -217,24 +170,26 @@ def sampling_speed(name: str = "time_sum_cosine", samplers=(("ddpm", 1000), ("dd
 
 
 def report(quick: bool = False) -> str:
-    t = training_throughput(steps=1 if quick else 10, rounds=1 if quick else 3)
+    """Training images/s (the naive loop, condiff's in fp32 and in bf16) and sampling speed, as Markdown."""
+    t = throughput(batch_size=64, steps=10, quick=quick)
+    bf16 = (f"{t['condiff_bf16_images_per_s']:.1f}" if t["condiff_bf16_images_per_s"] is not None else
+            "not available: this CPU has no bf16 units (avx512_bf16 or amx)")
     lines = [f"Machine: {hardware()}", "",
-             "| training step (time_sum UNet, batch 64) | images/s |", "|---|---|",
-             f"| naive (default memory format) | {t['naive']:.1f} |",
-             f"| condiff (channels_last) | {t['condiff']:.1f} |",
-             f"| ratio | {t['ratio']:.2f}x |", "",
+             f"| training ({t['recipe']} UNet, {t['image_size']}x{t['image_size']}, batch {t['batch_size']}) "
+             "| images/s |", "|---|---|",
+             f"| naive loop (DataLoader, fp32, a sync every step) | {t['naive_images_per_s']:.1f} |",
+             f"| condiff train, fp32 | {t['condiff_images_per_s']:.1f} |",
+             f"| condiff train, bf16 | {bf16} |",
+             f"| ratio (condiff fp32 / naive) | {t['ratio']:.2f}x |", "",
              "| sampler (time_sum_cosine, 8 new_test cases, w = 3) | images/s |", "|---|---|"]
-    samplers = (("ddim", 5),) if quick else (("ddpm", 1000), ("ddim", 50), ("ddim", 25), ("dpm++", 25), ("dpm++", 10))
-    for row in sampling_speed(samplers=samplers, images=2 if quick else 8):
+    for row in sampling_speed(samplers=(("ddim", 5),) if quick else SAMPLERS, images=2 if quick else 8):
         lines.append(f"| {row['sampler']}-{row['steps']} | {row['images_per_second']:.2f} |")
     lines += ["", "Accuracy per sampler: weights/samplers.json (python -m condiff benchmark --samplers weights)."]
     return "\n".join(lines)
 
 
-SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
-
-
-def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
+def score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
+    """One row: accuracy and exact-set accuracy on each split the pipeline is scored on, and images/s."""
     row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
     images = seconds = 0
     for split in splits_for(pipe):
@@ -247,7 +202,7 @@ def _score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, lim
     return row
 
 
-def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_scales=(1.0, 1.5, 2.0, 3.0, 4.0),
+def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_scales=GUIDANCE_SCALES,
                   samplers=SAMPLERS, device: str = "cpu", limit: int | None = None, on_row=None) -> dict:
     """Guidance sweep (DDIM-25), then every sampler at w = 1 (guidance off) and the best w, per model.
 
@@ -262,7 +217,7 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
            + ", seed 0, evaluator weights/evaluator",
            "digests": {}, "models": {}}
     for name in names or RECIPES:
-        if not (weights_dir / name / "model_index.json").is_file():
+        if not (weights_dir / name / INDEX).is_file():
             continue
         pipe = load_pipeline(weights_dir / name).to(device)
         if pipe.label_encoder is None:
@@ -270,14 +225,14 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
         out["digests"][name] = weights_digest(weights_dir / name)  # ties the table to these weights
         entry = out["models"][name] = {"sweep": [], "best_guidance": None, "samplers": []}
         for w in guidance_scales:
-            entry["sweep"].append(_score(pipe, "ddim", 25, w, evaluator, limit))
+            entry["sweep"].append(score(pipe, "ddim", 25, w, evaluator, limit))
             if on_row:
                 on_row(out)
         best = max(entry["sweep"], key=lambda r: sum(r[s] for s in splits_for(pipe)))["guidance_scale"]
         entry["best_guidance"] = best
         for sampler, steps in samplers:
             for w in sorted({1.0, best}):
-                entry["samplers"].append(_score(pipe, sampler, steps, w, evaluator, limit))
+                entry["samplers"].append(score(pipe, sampler, steps, w, evaluator, limit))
                 if on_row:
                     on_row(out)
     return out
@@ -292,7 +247,7 @@ def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: st
         pipe = load_pipeline(snap).to(device)
         row = {"step": info["steps"], "images_seen": info["images_seen"],
                "train_minutes": round(info["train_seconds"] / 60, 2), "hardware": info["hardware"]}
-        row.update(_score(pipe, sampler, steps, guidance_scale, evaluator, limit))
+        row.update(score(pipe, sampler, steps, guidance_scale, evaluator, limit))
         rows.append(row)
     return rows
 

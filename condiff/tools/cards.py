@@ -16,15 +16,16 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from .. import WEIGHTS_DIR
-from ..pipeline import SCHEDULERS
+from ..pipeline import SCHEDULERS, load_pipeline
 from ..recipes import RECIPES
+from ..runfolder import CARD, INDEX, atomic_write_text
 from ..runinfo import sha256
+from .commands import MAX_GUIDANCE
 from .results import title
 
 EVALUATOR_TITLE = "Scene evaluator (multi-label classifier)"
-SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "history.json", "training.json",
+SHIPPED_FILES = (str(INDEX), "unet", "label_encoder", "scheduler", "history.json", "training.json",
                  "config.json", "diffusion_pytorch_model.safetensors")
-CARD = "README.md"  # a folder's card: not listed in its own file table
 RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
                 "ema_decay")
 
@@ -33,23 +34,24 @@ def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None 
                    num_inference_steps: int | None = None) -> dict:
     """Write a saved pipeline's default guidance (and sampler) into its ``model_index.json``; nothing else changes.
 
-    The keys ``ConditionalDDPMPipeline`` registers in its config, in diffusers' format (sorted keys,
-    indent 2), so ``from_pretrained`` reads them back. Returns the new index.
+    The pipeline registers them in its config (``register_to_config``), and the config is written whole,
+    in diffusers' own format, so ``from_pretrained`` reads them back. Returns the new config.
     """
-    index_path = Path(path) / "model_index.json"
-    if not index_path.is_file():
-        raise FileNotFoundError(f"no pipeline at {path}: expected model_index.json")
-    if not 0 <= float(guidance_scale) <= 50:
-        raise ValueError(f"guidance_scale must be between 0 and 50, got {guidance_scale}")
+    if not (Path(path) / INDEX).is_file():
+        raise FileNotFoundError(f"no pipeline at {path}: expected {INDEX}")
+    if not 0 <= float(guidance_scale) <= MAX_GUIDANCE:
+        raise ValueError(f"guidance_scale must be between 0 and {MAX_GUIDANCE:g}, got {guidance_scale}")
     if sampler is not None and sampler not in SCHEDULERS:
         raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SCHEDULERS)}")
     if num_inference_steps is not None and int(num_inference_steps) < 1:
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-    index = json.loads(index_path.read_text())
-    index.update(guidance_scale=float(guidance_scale), sampler=sampler,
-                 num_inference_steps=None if num_inference_steps is None else int(num_inference_steps))
-    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    return index
+    pipe = load_pipeline(path)
+    pipe.register_to_config(guidance_scale=float(guidance_scale), sampler=sampler,
+                            num_inference_steps=None if num_inference_steps is None else int(num_inference_steps))
+    config = json.loads(pipe.to_json_string())
+    config.pop("_name_or_path", None)  # where it was loaded from: not part of the model
+    atomic_write_text(Path(path) / INDEX, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return config
 
 
 def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | None = None) -> dict:
@@ -63,7 +65,7 @@ def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | N
         raise FileNotFoundError(f"no sampler table at {samplers_path}: run `python -m condiff benchmark --samplers`")
     stored = {}
     for name, entry in json.loads(samplers_path.read_text())["models"].items():
-        if entry.get("best_guidance") is None or not (Path(weights_dir) / name / "model_index.json").is_file():
+        if entry.get("best_guidance") is None or not (Path(weights_dir) / name / INDEX).is_file():
             continue
         sweep = entry.get("sweep") or [{}]
         store_sampling(Path(weights_dir) / name, entry["best_guidance"], sweep[0].get("sampler", "ddim"),

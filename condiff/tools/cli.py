@@ -6,18 +6,21 @@ tutorial, train-all, train-evaluator, compare.
     python -m condiff benchmark --quick
     python -m condiff blog --out site/_posts --date 2026-11-27 --interval-days 7
     python -m condiff tutorial 01 03
-    python -m condiff train-all --budget-minutes 8 --out OUT    # a GPU session: train, score, package all five
-    python -m condiff cards --ship-archive OUT                  # then ship what it brought back
+    python -m condiff train-all --out runs/all                  # train and score all five, one after the other
+    python -m condiff cards --ship-all runs/all                 # then ship them
     python -m condiff train-evaluator --out runs/evaluator      # remake the judge of weights/evaluator
     python -m condiff compare --out ../runs/compare             # recipe variants at equal images, on a CPU
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+from ..pipeline import SCHEDULERS
 from . import REPO_DIR, benchmark, commands
+from .benchmark import GUIDANCE_SCALES, SAMPLERS
 from .blog import export_all, export_post
 from .cards import ship, store_best_guidance, write_cards
 from .compare import VARIANTS, compare, table
@@ -25,7 +28,7 @@ from .compare import ship as ship_comparison
 from .evaluator import STEPS, train_evaluator
 from .readme import update_compare_table, update_readme
 from .results import to_markdown, write_results
-from .train_all import MODELS, ship_archive, train_all
+from .train_all import MODELS, ship_all, train_all
 from .tutorial import print_results, run_all
 
 
@@ -40,9 +43,9 @@ def cmd_cards(args) -> None:
     for spec in args.ship or []:
         name, _, run_dir = spec.partition("=")
         print(f"shipped {run_dir} -> {ship(run_dir, name)}")
-    if args.ship_archive:
-        for name in ship_archive(args.ship_archive):
-            print(f"shipped {name} from {args.ship_archive}")
+    if args.ship_all:
+        for name in ship_all(args.ship_all):
+            print(f"shipped {name} from {args.ship_all}")
     if args.store_guidance:
         for name, w in store_best_guidance().items():
             print(f"stored guidance {w:g} (DDIM-25) in weights/{name}/model_index.json")
@@ -67,27 +70,41 @@ def _train_options(specs: list[str] | None) -> dict:
     return options
 
 
-def _samplers(text: str | None) -> tuple[tuple[str, int], ...]:
+def _samplers(text: str) -> tuple[tuple[str, int], ...]:
+    """``ddim-25,dpm++-10`` -> ``(("ddim", 25), ("dpm++", 10))`` (an argparse ``type``)."""
     samplers = []
     for spec in _names(text):
         sampler, _, steps = spec.rpartition("-")
-        if not steps.isdigit():
-            raise ValueError(f"--samplers takes SAMPLER-STEPS items such as ddim-25 or dpm++-10, got {spec!r}")
+        if sampler not in SCHEDULERS or not steps.isdigit() or not 1 <= int(steps) <= 1000:
+            raise argparse.ArgumentTypeError(f"takes SAMPLER-STEPS items such as ddim-25 or dpm++-10 (samplers "
+                                             f"{', '.join(SCHEDULERS)}; 1 to 1000 steps), got {spec!r}")
         samplers.append((sampler, int(steps)))
     return tuple(samplers)
 
 
+def _guidance_scales(text: str) -> tuple[float, ...]:
+    """``1,2.5,4`` -> ``(1.0, 2.5, 4.0)``, each a finite number from 0 to ``MAX_GUIDANCE``."""
+    parse = commands.number(0, commands.MAX_GUIDANCE)
+    return tuple(parse(w) for w in _names(text))
+
+
+def _models(text: str) -> tuple[str, ...]:
+    models = _names(text)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise argparse.ArgumentTypeError(f"takes a comma-separated subset of {', '.join(MODELS)}, got {text!r}")
+    return models
+
+
 def cmd_train_all(args) -> None:
     summary = train_all(
-        args.out, args.budget_minutes, work=args.work, quick=args.quick, models=_names(args.models) or MODELS,
-        variants=_names(args.variants), use_variants=_names(args.use_variants),
-        images_per_second=args.images_per_second, max_steps=args.max_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, snapshots=args.snapshots, limit=args.limit or (4 if args.quick else None),
-        guidance_scales=tuple(float(w) for w in _names(args.guidance_scales)), samplers=_samplers(args.samplers),
-        margin=args.margin, weights_dtype=args.weights_dtype, fresh=args.fresh,
+        args.out, models=args.models, quick=args.quick, max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, snapshots=args.snapshots, limit=args.limit,
+        guidance_scales=args.guidance_scales, samplers=args.samplers,
         train_options=_train_options(args.train_option), command="python -m condiff " + " ".join(sys.argv[1:]),
     )
-    print(f"wrote {', '.join(summary['files'])} to {args.out}")
+    failed = {name: r["error"] for name, r in summary["runs"].items() if "error" in r}
+    print(f"wrote {Path(args.out) / 'summary.json'}" + "".join(f"\n{n} failed: {e}" for n, e in failed.items()))
 
 
 def cmd_benchmark(args) -> None:
@@ -151,9 +168,9 @@ def build_parser():
     p = sub.add_parser("cards", help="write the weights cards (weights/NAME/README.md and weights/README.md)")
     p.add_argument("--ship", action="append", metavar="NAME=RUN_DIR",
                    help="copy a finished run into weights/NAME first (no checkpoint), e.g. time_sum=runs/time_sum")
-    p.add_argument("--ship-archive", metavar="DIR",
-                   help="ship every model of a train-all output folder (NAME.tar files, summary.json): pipelines, "
-                        "samplers.json and training_curves.json")
+    p.add_argument("--ship-all", metavar="DIR",
+                   help="ship every finished model of a train-all folder: pipelines, samplers.json and "
+                        "training_curves.json")
     p.add_argument("--store-guidance", action="store_true",
                    help="write each model's best guidance of weights/samplers.json into its model_index.json "
                         "(the default of sample and evaluate)")
@@ -187,32 +204,24 @@ def build_parser():
     p.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (maintainers)")
     p.set_defaults(func=cmd_tutorial)
 
-    p = sub.add_parser("train-all", help="train, score and package every model within a time budget (GPU sessions)")
-    p.add_argument("--budget-minutes", type=float, required=True,
-                   help="wall-clock minutes for everything: planning, training, scoring, packaging")
-    p.add_argument("--out", required=True, help="folder for the files that must come back (summary.json, "
-                                                "train-all.log, NAME.tar), each under 16 MB")
-    p.add_argument("--work", default="runs/train-all", help="run folders and checkpoints (default runs/train-all); "
-                                                            "the same command again resumes from them")
+    p = sub.add_parser("train-all", help="train, score and record every model, one after the other (GPU or CPU)")
+    p.add_argument("--out", required=True, help="one run folder per model, and summary.json; the same command "
+                                                "again resumes (finished models are skipped)")
     p.add_argument("--quick", action="store_true", help="tiny models, 4 steps, 4 cases per split: a CPU smoke run")
-    p.add_argument("--models", help=f"comma-separated subset of {', '.join(MODELS)} (default all)")
-    p.add_argument("--variants", help="compare time_sum_cosine with these variants at equal images instead: "
-                                      "scale_shift, min_snr, wide, attn16 (comma-separated)")
-    p.add_argument("--use-variants", help="apply these variants to every model trained (comma-separated)")
-    p.add_argument("--images-per-second", type=float, help="training speed to plan with (default: measured)")
-    p.add_argument("--max-steps", type=int, help="at most this many steps per model (default: what the budget allows)")
-    p.add_argument("--batch-size", type=int, help="batch size of every model (default: the recipes')")
-    p.add_argument("--learning-rate", type=float, help="learning rate of every model (default: the recipes')")
-    p.add_argument("--snapshots", type=int, help="checkpoints (and curve points) per run (default 4; quick 2)")
-    p.add_argument("--guidance-scales", help="guidance sweep, comma-separated (default 1,1.5,2,3,4,5; quick 1,3)")
-    p.add_argument("--samplers", help="sampler table, e.g. ddim-50,ddim-25,dpm++-25,dpm++-10,ddpm-1000 "
-                                      "(the default; quick ddim-5)")
-    p.add_argument("--limit", type=int, help="score only the first N cases of each split")
-    p.add_argument("--margin", type=float, default=0.1, help="share of the budget kept in reserve (default 0.1)")
-    p.add_argument("--weights-dtype", choices=["auto", "float32", "float16"], default="auto",
-                   help="how the pipelines' weights are stored and scored (default auto: float16 only for "
-                        "pipelines with a file over 15 MB, such as the wide variant)")
-    p.add_argument("--fresh", action="store_true", help="delete --work first instead of resuming")
+    p.add_argument("--models", type=_models, default=MODELS,
+                   help=f"comma-separated subset of {', '.join(MODELS)} (default all)")
+    p.add_argument("--max-steps", type=commands.whole(1), help="steps of every model (default: the recipes')")
+    p.add_argument("--batch-size", type=commands.whole(1), help="batch size of every model (default: the recipes')")
+    p.add_argument("--learning-rate", type=commands.number(0, 1, low_open=True),
+                   help="learning rate of every model (default: the recipes')")
+    p.add_argument("--snapshots", type=commands.whole(1), help="checkpoints (and curve points) per model (default 4; "
+                                                                 "quick 2)")
+    p.add_argument("--guidance-scales", type=_guidance_scales,
+                   help="guidance sweep, comma-separated (default " + ",".join(f"{w:g}" for w in GUIDANCE_SCALES)
+                        + "; quick 1,3)")
+    p.add_argument("--samplers", type=_samplers, help="sampler table, e.g. "
+                   + ",".join(f"{s}-{n}" for s, n in SAMPLERS) + " (the default; quick ddim-5)")
+    p.add_argument("--limit", type=commands.whole(1), help="score only the first N cases of each split")
     p.add_argument("--train-option", action="append", metavar="NAME=VALUE",
                    help="an argument for every condiff.train.train call, e.g. log_every=10 (repeatable)")
     p.set_defaults(func=cmd_train_all)

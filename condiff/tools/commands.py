@@ -42,7 +42,7 @@ TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what 
 
 MAX_GUIDANCE = 50.0  # w weights eps(label) - eps(null); images saturate by w ~ 10, and NaN/inf give black or noise
 SAMPLE_SEEDS = 2**64  # what torch.Generator.manual_seed accepts (negative seeds would wrap onto others)
-TRAIN_SEEDS = 2**32  # training seeds each step's generator with seed x 1,000,003 + step x 101, kept < 2**64
+TRAIN_SEEDS = 2**32  # --seed's range; training keys each step's generators by (seed, step, rank): scenes.step_generator
 GRID_CAPTIONS = 64  # a captioned grid up to this many images; an uncaptioned mosaic beyond
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pdf", ".svg", ".eps", ".ps"}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..evaluate import WEIGHTS_DIR, evaluate, load_evaluator
-from ..models import build_models, predict_noise
+from ..models import build_denoiser
 from ..pipeline import load_pipeline
 from ..recipes import get_recipe
 from ..runfolder import atomic_write_text
@@ -96,8 +96,8 @@ def images_per_second(name: str, steps: int = 6) -> float:
     """Training images/s of variant ``name``'s step (forward, backward, AdamW) on this CPU, after 2 warm-up steps."""
     recipe = variant(name, 1)
     torch.manual_seed(0)
-    unet, encoder = build_models(recipe.mode, **recipe.model_kwargs())
-    params = [p for m in (unet, encoder) for p in m.parameters()]
+    denoiser = build_denoiser(recipe.mode, **recipe.model_kwargs(), max_objects=recipe.max_objects)
+    params = list(denoiser.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     bf16 = mixed_precision(recipe, on_gpu=False, verbose=False) == "bf16"
     from diffusers import DDPMScheduler  # the same noise schedule as training
@@ -111,7 +111,7 @@ def images_per_second(name: str, steps: int = 6) -> float:
         noise = torch.randn(x0.shape, generator=generator)
         t = sample_timesteps(recipe.timestep_sampling, x0.shape[0], 1000, generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pred = predict_noise(unet, encoder, scheduler.add_noise(x0, noise, t), t, labels)
+            pred = denoiser(scheduler.add_noise(x0, noise, t), t, labels)
         diffusion_loss(pred, noise, t, scheduler, recipe.snr_gamma).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -23,6 +23,7 @@ from ..evaluate import classify, evaluate, load_evaluator
 from ..models import count_parameters
 from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES
+from ..runfolder import INDEX
 from ..runinfo import hardware, weights_digest
 
 
@@ -33,7 +34,7 @@ def splits_for(pipeline) -> list[str]:
 
 def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """The recipes with a pipeline in ``weights_dir``, in the order of the notebooks."""
-    return [name for name in RECIPES if (weights_dir / name / "model_index.json").is_file()]
+    return [name for name in RECIPES if (weights_dir / name / INDEX).is_file()]
 
 
 def title(name: str) -> str:
