@@ -87,12 +87,7 @@ def shipped_reason(folder: Path) -> str | None:
 
 def file_in_the_way(path: Path) -> Path | None:
     """``path`` or the first of its parents that exists as something other than a folder, else ``None``."""
-    for item in [path, *path.parents][::-1]:
-        if item.exists() and not item.is_dir():
-            return item
-        if not item.exists():
-            return None
-    return None
+    return next((p for p in [*reversed(path.parents), path] if p.exists() and not p.is_dir()), None)
 
 
 def is_run(folder: Path) -> bool:
@@ -118,11 +113,16 @@ def not_a_run_reason(folder: Path) -> str | None:
     return None
 
 
+def _busy(folder: Path) -> str:
+    return (f"another training run is writing {folder} (it holds {folder / LOCK}); wait for it to end, stop it, "
+            "or choose another --out")
+
+
 def set_aside(folder: str | Path) -> Path | None:
     """Move the run in ``folder`` whole to a new sibling ``NAME.previous`` (``-2``, ``-3``, ... if taken).
 
-    Returns the new path, or ``None`` when there is no run to move (missing or empty folder, or only a
-    killed run's lock and temporary files). One rename: a kill leaves the run at one of the two places.
+    Returns the new path, or ``None`` when there is no run to move (no folder, or only a lock in it).
+    One rename: a kill leaves the run at one of the two places.
     A folder that no run made is refused, and so is a run that another process is writing.
     """
     folder = Path(folder)
@@ -131,18 +131,15 @@ def set_aside(folder: str | Path) -> Path | None:
     reason = not_a_run_reason(folder)
     if reason:
         raise RunFolderError(reason)
-    aside = folder.with_name(f"{folder.name}.previous")
-    n = 1
+    aside, n = folder.with_name(f"{folder.name}.previous"), 1
     while aside.exists():
         n += 1
         aside = folder.with_name(f"{folder.name}.previous-{n}")
-    lock = FileLock(folder / LOCK, timeout=0)
     try:
-        with lock:
+        with FileLock(folder / LOCK, timeout=0):
             os.replace(folder, aside)  # the lock file moves with the run; it is released just after
     except Timeout:
-        raise RunFolderError(f"another training run is writing {folder} (it holds {folder / LOCK}); "
-                             "wait for it to end, stop it, or choose another --out") from None
+        raise RunFolderError(_busy(folder)) from None
     except OSError as error:
         raise RunFolderError(describe_os_error(error, folder.parent, f"move {folder} aside") or
                              f"could not move {folder} aside to {aside}: {error}") from None
@@ -195,8 +192,7 @@ class RunFolder:
                     self.lock.release()
                     raise
         except Timeout:
-            raise RunFolderError(f"another training run is writing {self.path} (it holds {self.path / LOCK}); "
-                                 "wait for it to end, stop it, or choose another --out") from None
+            raise RunFolderError(_busy(self.path)) from None
         except OSError as error:
             self.__exit__()
             raise RunFolderError(describe_os_error(error, self.path, "start the run") or

@@ -291,7 +291,6 @@ def test_row7_fresh_sigkilled_during_its_first_save(finished_run, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not (out / "training.json").exists()  # no record of the old run beside the new weights
     check_fresh_run_records(out, old)
 
 

@@ -235,10 +235,6 @@ def cmd_train(args) -> None:
     if done > recipe.max_steps:
         raise ValueError(f"{out} already holds {done:,} steps, past --max-steps {recipe.max_steps:,}: nothing to "
                          "train. Give a larger --max-steps to go on, --fresh to start over, or another --out")
-    if done and done == recipe.max_steps:
-        print(f"nothing to do: {out} already holds all {done:,} steps of this run (--max-steps {done:,}); "
-              "nothing was changed. Give a larger --max-steps to go on, or --fresh to start over")
-        return
     if args.fresh:
         args.set_aside = set_aside(out)  # the old run whole, elsewhere: never its records beside new weights
         if args.set_aside:
@@ -247,6 +243,10 @@ def cmd_train(args) -> None:
                     snapshot_every=args.snapshot_every, note=args.note,
                     command=train_command(args, recipe.max_steps), log_every=args.log_every,
                     compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped)
+    if done and done == recipe.max_steps:  # train() checked the run's settings and trained nothing
+        print(f"nothing to do: {out} already holds all {done:,} steps of this run (--max-steps {done:,}); "
+              "nothing was changed. Give a larger --max-steps to go on, or --fresh to start over")
+        return
     print(f"saved to {out}: {summary}")
 
 
@@ -393,7 +393,8 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--snapshot-every", type=whole(0), default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: an existing run in --out is first moved whole to OUT.previous")
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to be a shipped model's folder (weights/NAME): replaces those weights")
     p.add_argument("--log-every", type=positive, default=50, help="read the loss back every N steps (default 50)")
