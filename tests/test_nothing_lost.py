@@ -225,9 +225,10 @@ def finished_run(tmp_path_factory) -> Path:
     return out
 
 
-def check_fresh_run_records(out: Path, old: dict[str, bytes]) -> None:
+def check_fresh_run_records(out: Path, old: dict[str, bytes], first_save: bool = True) -> None:
     """The old run (seed 0) is whole in one folder: ``out`` untouched, or the one set aside. A fresh run's
-    folder holds no record of it: its records, if any, are the new run's (seed 1), up to its checkpoint."""
+    folder holds no record of it: its records, if any, are the new run's (seed 1), up to its checkpoint
+    (within its first save: a later save swaps the pipeline in before the records, as a resumed run does)."""
     aside = out.with_name(f"{out.name}.previous")
     if not aside.exists():
         assert files(out) == old, "without a set-aside the folder must still be the old run"
@@ -236,8 +237,8 @@ def check_fresh_run_records(out: Path, old: dict[str, bytes]) -> None:
     if (out / "training.json").is_file():
         summary = json.loads((out / "training.json").read_text())
         assert summary["seed"] == 1, "a record of the old run beside the new run's weights"
-        assert latest_checkpoint(out).name == f"checkpoint-{summary['steps']:06d}"
-    if (out / "history.json").is_file():
+        assert not first_save or latest_checkpoint(out).name == f"checkpoint-{summary['steps']:06d}"
+    if first_save and (out / "history.json").is_file():
         steps = [h["step"] for h in json.loads((out / "history.json").read_text())]
         assert latest_checkpoint(out).name == f"checkpoint-{steps[-1]:06d}"
     if (out / "model_index.json").is_file():
@@ -268,7 +269,6 @@ def test_row7_fresh_killed_at_any_write_keeps_records_and_pipeline_together(fini
         main(["train", "tiny", "--out", str(out), "--fresh", "--seed", "1"])
     assert len(calls) == kill_at
     check_fresh_run_records(out, old)
-    assert json.loads((out.with_name("run.previous") / "training.json").read_text())["steps"] == TINY.max_steps
 
 
 def test_row7_fresh_sigkilled_during_its_first_save(finished_run, tmp_path):
@@ -285,13 +285,14 @@ def test_row7_fresh_sigkilled_during_its_first_save(finished_run, tmp_path):
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "no save began within 120 s"
             time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)  # inside the first save of the fresh run
+        first_save = latest_checkpoint(out) is None  # else the poll came late: a later save
+        proc.send_signal(signal.SIGKILL)  # inside a save of the fresh run, most often its first
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    check_fresh_run_records(out, old)
+    check_fresh_run_records(out, old, first_save)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,9 +104,6 @@ def writable_file(path: Path, option: str) -> None:
         raise OSError(f"cannot write {option} {shorten(str(path))}: {shorten(str(blocker))} is a file, not a folder")
     if path.is_dir():
         raise OSError(f"cannot write {option} {shorten(str(path))}: it is a folder, not a file")
-    reason = shipped_reason(path.parent)
-    if reason:
-        raise OSError(f"refusing to write {option} {shorten(str(path))}: {reason}; write it elsewhere")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab"):
@@ -235,7 +232,7 @@ def cmd_train(args) -> None:
     if done > recipe.max_steps:
         raise ValueError(f"{out} already holds {done:,} steps, past --max-steps {recipe.max_steps:,}: nothing to "
                          "train. Give a larger --max-steps to go on, --fresh to start over, or another --out")
-    if args.fresh:
+    if args.fresh and os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, the main process only
         args.set_aside = set_aside(out)  # the old run whole, elsewhere: never its records beside new weights
         if args.set_aside:
             print(f"--fresh: moved the previous run to {args.set_aside}; delete it once you no longer need it")
@@ -300,6 +297,9 @@ def mosaic(images: list) -> Image.Image:
 
 def cmd_sample(args) -> None:
     out, how = png_path(args.out)
+    reason = shipped_reason(out.parent)
+    if reason:  # samples are not weights: they never go into a shipped model's folder
+        raise OSError(f"refusing to write --out {shorten(str(out))}: {reason}; write it elsewhere")
     writable_file(out, "--out")
     pipe = load_pipeline(args.weights)
     pipe.scheduler = make_scheduler(_sampler(args, pipe), pipe.scheduler.config)
