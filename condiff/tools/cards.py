@@ -3,9 +3,10 @@
     python -m condiff cards --ship time_sum=runs/time_sum     # copy the run, then rewrite every card
     python -m condiff cards --store-guidance                  # each model's best w of samplers.json
 
-Each folder gets a ``README.md`` model card (``huggingface_hub.ModelCard``: YAML metadata, then the
-facts from the run's own ``training.json`` and the sha256 of every file), and ``weights/README.md``
-gathers the cards on one page.
+``--ship NAME=RUN`` takes a recipe's name (or ``evaluator``) and a finished run of that recipe from outside
+``weights/`` (``check_ship``), and swaps the new folder in whole. Each folder gets a ``README.md`` model
+card (``huggingface_hub.ModelCard``: YAML metadata, then the facts from the run's own ``training.json``
+and the sha256 of every file), and ``weights/README.md`` gathers the cards on one page.
 """
 from __future__ import annotations
 
