@@ -12,8 +12,12 @@
   killed or not, so a killed run's folder can be trained again at once (the empty file stays).
 - The pipeline is written to ``.pipeline.tmp/`` first, then each file is renamed into place (an
   atomic step) and ``model_index.json`` comes last, so a kill at any moment leaves a loadable pipeline.
-  Checkpoints, records and snapshots are written under a ``.tmp`` name and renamed too. Leftover
-  ``*.tmp`` files and folders are removed when the next run starts.
+  Checkpoints, records and snapshots are written under a ``.tmp`` name and renamed too. The next run
+  removes what a killed one left under those names (``TEMPORARY``), and nothing else.
+- Only a run folder is trained into: a new or empty folder, or one a run made (``is_run``). A folder
+  holding other files, or a file, is refused, so no user file is ever deleted or mixed into a run.
+  ``set_aside`` moves a whole run out of the way (``train --fresh``): whenever a kill lands, the folder
+  holds either the old run or the new one, never records of one beside the weights of the other.
 - A full disk, a read-only file system or a missing permission is reported in words, naming the folder.
 """
 from __future__ import annotations
@@ -31,6 +35,10 @@ LOCK = ".lock"
 STAGING = ".pipeline.tmp"
 INDEX = Path("model_index.json")  # a pipeline's table of contents: written last, so it marks a whole one
 CARD = "README.md"  # what `python -m condiff cards` writes beside a shipped model
+RECORDS = ("training.json", "history.json")  # a run's records, written whole by ``write_text``
+# The temporary names a run writes under (relative to its folder): the only things ``clean`` deletes.
+TEMPORARY = (STAGING, "checkpoint-[0-9][0-9][0-9][0-9][0-9][0-9].tmp", "checkpoint-[0-9][0-9][0-9][0-9][0-9][0-9].old",
+             *(f"{name}.tmp" for name in RECORDS), "snapshots/.step-[0-9][0-9][0-9][0-9][0-9][0-9].tmp")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -77,6 +85,67 @@ def shipped_reason(folder: Path) -> str | None:
     return None
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """``path`` or the first of its parents that exists as something other than a folder, else ``None``."""
+    return next((p for p in [*reversed(path.parents), path] if p.exists() and not p.is_dir()), None)
+
+
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` was made by a training run: its lock, its records or a checkpoint are there."""
+    folder = Path(folder)
+    return ((folder / LOCK).is_file() or any((folder / name).is_file() for name in RECORDS)
+            or latest_checkpoint(folder) is not None)
+
+
+def not_a_run_reason(folder: Path) -> str | None:
+    """Why ``folder`` cannot be a run folder (a file in the way, or a non-empty folder no run made), else ``None``."""
+    folder = Path(folder)
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        what = "--out" if blocker == folder else f"{blocker} (a parent of --out)"
+        return f"{what} is a file, not a folder; a training run needs a folder: give a new or empty one"
+    if folder.is_dir() and not is_run(folder):
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries:
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+            return (f"{folder} holds files that no training run made ({shown}); training would write among "
+                    "them. Give a new or empty folder")
+    return None
+
+
+def _busy(folder: Path) -> str:
+    return (f"another training run is writing {folder} (it holds {folder / LOCK}); wait for it to end, stop it, "
+            "or choose another --out")
+
+
+def set_aside(folder: str | Path) -> Path | None:
+    """Move the run in ``folder`` whole to a new sibling ``NAME.previous`` (``-2``, ``-3``, ... if taken).
+
+    Returns the new path, or ``None`` when there is no run to move (no folder, or only a lock in it).
+    One rename: a kill leaves the run at one of the two places.
+    A folder that no run made is refused, and so is a run that another process is writing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or all(p.name == LOCK for p in folder.iterdir()):
+        return None
+    reason = not_a_run_reason(folder)
+    if reason:
+        raise RunFolderError(reason)
+    aside, n = folder.with_name(f"{folder.name}.previous"), 1
+    while aside.exists():
+        n += 1
+        aside = folder.with_name(f"{folder.name}.previous-{n}")
+    try:
+        with FileLock(folder / LOCK, timeout=0):
+            os.replace(folder, aside)  # the lock file moves with the run; it is released just after
+    except Timeout:
+        raise RunFolderError(_busy(folder)) from None
+    except OSError as error:
+        raise RunFolderError(describe_os_error(error, folder.parent, f"move {folder} aside") or
+                             f"could not move {folder} aside to {aside}: {error}") from None
+    return aside
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest whole checkpoint in ``output_dir``: a ``checkpoint-NNNNNN`` folder (never a ``.tmp`` one)."""
     done = sorted(Path(output_dir).glob("checkpoint-" + "[0-9]" * 6))
@@ -100,20 +169,30 @@ class RunFolder:
 
     # -- start and end ------------------------------------------------------------------------
 
-    def __enter__(self) -> RunFolder:
+    def check(self) -> None:
+        """Refuse, before any work, a folder this run must not write: shipped weights, a file, other files."""
         reason = shipped_reason(self.path)
         if reason and not self.overwrite_shipped:
             raise RunFolderError(f"refusing to train into {self.path}: {reason}. Train into runs/NAME and ship "
                                  "with `python -m condiff cards --ship NAME=runs/NAME`, or pass "
                                  "--overwrite-shipped to replace those weights on purpose")
+        reason = not_a_run_reason(self.path)
+        if reason:
+            raise RunFolderError(f"refusing to train into {self.path}: {reason}")
+
+    def __enter__(self) -> RunFolder:
+        self.check()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             if self.lock is not None:  # the main process: other processes of the run neither lock nor clean
                 self.lock.acquire()
-                self.clean()
+                try:
+                    self.clean()
+                except BaseException:
+                    self.lock.release()
+                    raise
         except Timeout:
-            raise RunFolderError(f"another training run is writing {self.path} (it holds {self.path / LOCK}); "
-                                 "wait for it to end, stop it, or choose another --out") from None
+            raise RunFolderError(_busy(self.path)) from None
         except OSError as error:
             self.__exit__()
             raise RunFolderError(describe_os_error(error, self.path, "start the run") or
@@ -125,8 +204,8 @@ class RunFolder:
             self.lock.release()
 
     def clean(self) -> None:
-        """Remove what a killed run left half-written: ``*.tmp`` files and folders, here and one level down."""
-        for item in [*self.path.glob("*.tmp"), *self.path.glob("*/*.tmp"), *self.path.glob("snapshots/.*.tmp")]:
+        """Remove what a killed run left half-written: the ``TEMPORARY`` names of this folder, nothing else."""
+        for item in [p for pattern in TEMPORARY for p in self.path.glob(pattern)]:
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item, ignore_errors=True)
             else:
@@ -141,8 +220,15 @@ class RunFolder:
         message = describe_os_error(error, self.path, f"save step {step} in {self.path}")
         if message is None:
             return error
-        kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it" if saved \
-            else "nothing was saved yet"
+        if getattr(error, "filename", None):
+            message += f" (writing {error.filename})"
+        if saved:
+            kept = f"the checkpoint of step {saved} is kept: run the same command again to resume from it"
+        elif (self.path / INDEX).is_file():
+            kept = (f"no checkpoint was saved yet, so nothing to resume from; the pipeline of step {step} in "
+                    f"{self.path} loads, but has no training.json: run the same command again to start over")
+        else:
+            kept = "nothing was saved yet"
         return RunFolderError(f"{message}; {kept}")
 
     # -- writing ------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def test_invalid_labels_file(tiny_pipeline_dir, tmp_path, capsys, content, fragm
 def test_missing_labels_file(tiny_pipeline_dir, tmp_path, capsys):
     missing = tmp_path / "nothing.json"
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels-file", missing, "--out", tmp_path / "x.png"],
-                capsys, "error: no split file", str(missing))
+                capsys, "error: --labels-file takes the path of a JSON file", f"{missing} does not exist")
 
 
 def test_unknown_split(tiny_pipeline_dir, evaluator_dir, capsys):

@@ -75,6 +75,8 @@ def read_json(path: Path, expected: str, missing: str | None = None):
                          f"{error.start}); expected UTF-8 JSON: {expected}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); expected {expected}") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests lists or objects too deep to read; expected {expected}") from None
 
 
 def held_out_combinations() -> set[frozenset[str]]:

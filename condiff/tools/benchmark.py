@@ -210,7 +210,13 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     a row holds the accuracy per split and images/s on ``device``. ``on_row(result)`` is called
     after every row, e.g. to save partial results of a time-boxed run.
     """
-    weights_dir, evaluator = Path(weights_dir), load_evaluator()
+    weights_dir = Path(weights_dir)
+    found = [n for n in names or RECIPES if (weights_dir / n / "model_index.json").is_file()]
+    if not found:
+        what = "does not exist" if not weights_dir.exists() else "holds no model folder"
+        raise FileNotFoundError(f"--samplers {weights_dir} {what}: give a folder of pipelines named after the "
+                                f"recipes ({', '.join(names or RECIPES)}), like weights/")
+    evaluator = load_evaluator()
     out = {"hardware": hardware(), "device": device,
            "settings": (f"first {limit} cases of each split" if limit else
                         "full splits (test and new_test: 64 cases each; single: 48)")
@@ -241,8 +247,12 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
 def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: str = "ddim", steps: int = 25,
                    device: str = "cpu", limit: int | None = None) -> list[dict]:
     """Accuracy of every snapshot in ``run_dir/snapshots`` against the training time it had had."""
+    snapshots = sorted((Path(run_dir) / "snapshots").glob("step-*"))
+    if not snapshots:
+        what = "does not exist" if not Path(run_dir).exists() else "holds no snapshots/step-NNNNNN folders"
+        raise FileNotFoundError(f"--curve {run_dir} {what}: give a run trained with --snapshot-every N")
     evaluator, rows = load_evaluator(), []
-    for snap in sorted((Path(run_dir) / "snapshots").glob("step-*")):
+    for snap in snapshots:
         info = json.loads((snap / "training.json").read_text())
         pipe = load_pipeline(snap).to(device)
         row = {"step": info["steps"], "images_seen": info["images_seen"],

@@ -309,7 +309,15 @@ def export_post(notebook_path, out_dir, date=None, posts: dict[str, str] | None 
     header = front_matter(_title(nb, stem), date, _tags(stem), _excerpt(nb))
     post = out_dir / post_name(stem, date)  # Jekyll publishes _posts/YYYY-MM-DD-name.md
     post.write_text(header + body.lstrip("\n"), encoding="utf-8")
+    _remove_older_posts(out_dir, stem, post)
     return post
+
+
+def _remove_older_posts(out_dir: Path, stem: str, keep: Path) -> None:
+    """The same notebook's posts of earlier exports (other dates; front matter first): one post per notebook."""
+    for old in out_dir.glob(f"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]-{stem}.md"):
+        if old != keep and old.read_text(encoding="utf-8", errors="replace").startswith("---\ntitle: "):
+            old.unlink()
 
 
 def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
@@ -333,6 +341,7 @@ def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
         f"\n\nThe code, the weights and the notebooks these posts were made from: [{REPO_URL}]({REPO_URL}).\n")
     intro = Path(out_dir) / post_name("00_series", date)
     intro.write_text(front_matter(title, date, BASE_TAGS, _first_prose(opening)) + body, encoding="utf-8")
+    _remove_older_posts(Path(out_dir), "00_series", intro)
     return intro
 
 

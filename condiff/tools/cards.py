@@ -3,13 +3,15 @@
     python -m condiff cards --ship time_sum=runs/time_sum     # copy the run, then rewrite every card
     python -m condiff cards --store-guidance                  # each model's best w of samplers.json
 
-Each folder gets a ``README.md`` model card (``huggingface_hub.ModelCard``: YAML metadata, then the
-facts from the run's own ``training.json`` and the sha256 of every file), and ``weights/README.md``
-gathers the cards on one page.
+``--ship NAME=RUN`` takes a recipe's name (or ``evaluator``) and a finished run of that recipe from outside
+``weights/`` (``check_ship``), and swaps the new folder in whole. Each folder gets a ``README.md`` model
+card (``huggingface_hub.ModelCard``: YAML metadata, then the facts from the run's own ``training.json``
+and the sha256 of every file), and ``weights/README.md`` gathers the cards on one page.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -74,20 +76,77 @@ def store_best_guidance(weights_dir: Path = WEIGHTS_DIR, samplers_path: Path | N
     return stored
 
 
-def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Copy a finished training run into ``weights/NAME``: the pipeline and its records, no checkpoint."""
-    run_dir, target = Path(run_dir), weights_dir / name
+SHIP_NAMES = (*RECIPES, "evaluator")  # the folders of weights/ that a run may be shipped into (each gets a card)
+MODEL_KEYS = ("mode", "beta_schedule", "max_objects")  # what a run must share with its recipe to ship under its name
+
+
+def check_ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """Refuse, before anything is written, a ship that would lose files or mislabel weights; return the run's
+    ``training.json``.
+
+    ``name`` must be a recipe's name (or ``evaluator``); the run must be a finished run of that recipe (same
+    mode, noise schedule and objects per scene; a scene classifier for ``evaluator``), and neither the
+    target itself nor anything else inside ``weights/``.
+    """
+    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     if not (run_dir / "training.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a finished training run (no training.json)")
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    if name not in SHIP_NAMES:
+        raise ValueError(f"cannot ship into weights/{name}: NAME must be one of {', '.join(SHIP_NAMES)} (the "
+                         "folders that get a card); e.g. --ship time_sum=runs/time_sum")
+    source, weights = run_dir.resolve(), weights_dir.resolve()
+    if source == weights or weights in source.parents or source in weights.parents:
+        raise ValueError(f"{run_dir} is inside {weights_dir} (or holds it); ship from a training run elsewhere, "
+                         "e.g. runs/NAME: shipping a folder onto itself would delete it")
+    info = json.loads((run_dir / "training.json").read_text())
+    recipe = info.get("recipe") if isinstance(info, dict) else None
+    if name == "evaluator":
+        config = run_dir / "config.json"
+        if recipe is not None or not config.is_file() or \
+                json.loads(config.read_text()).get("_class_name") != "SceneClassifier":
+            raise ValueError(f"{run_dir} is not a scene classifier's run (`python -m condiff train-evaluator`); "
+                             "only one can ship as evaluator")
+        return info
+    if not isinstance(recipe, dict) or not (run_dir / "model_index.json").is_file():
+        raise ValueError(f"{run_dir} holds no diffusion pipeline of a training run (model_index.json and a "
+                         f"recipe in training.json); only such a run can ship as {name}")
+    if recipe.get("name", name) != name:
+        raise ValueError(f"{run_dir} is a run of the recipe {recipe['name']!r}, not {name!r}; a card would "
+                         f"describe other weights. Ship it under its own recipe's name, or train {name}")
+    expected = RECIPES[name]
+    for key in MODEL_KEYS:
+        value = recipe.get(key, getattr(expected, key))
+        if value != getattr(expected, key):
+            raise ValueError(f"{run_dir} was trained with {key}={value!r}, but {name} has "
+                             f"{key}={getattr(expected, key)!r}; a card would describe other weights")
+    return info
+
+
+def ship(run_dir: str | Path, name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy a finished training run into ``weights/NAME``: the pipeline and its records, no checkpoint.
+
+    Checked first (``check_ship``). The copy is made in a temporary folder beside the target and renamed
+    into place; the old folder is moved aside first and deleted only once the new one is in place, so a
+    kill leaves the old or the new folder whole (an old one set aside is put back by the next ``ship``).
+    """
+    check_ship(run_dir, name, weights_dir)
+    run_dir, target = Path(run_dir), Path(weights_dir) / name
+    tmp, old = target.with_name(f".{name}.new.tmp"), target.with_name(f".{name}.old.tmp")
+    if old.is_dir() and not target.exists():  # a ship killed between its two renames: the old folder goes back
+        os.replace(old, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     for item in SHIPPED_FILES:
         source = run_dir / item
         if source.is_dir():
-            shutil.copytree(source, target / item)
+            shutil.copytree(source, tmp / item)
         elif source.is_file():
-            shutil.copy2(source, target / item)
+            shutil.copy2(source, tmp / item)
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
     return target
 
 

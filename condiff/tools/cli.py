@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 from ..pipeline import SCHEDULERS
-from . import REPO_DIR, benchmark, commands
+from . import REPO_DIR, benchmark, cards, commands
 from .benchmark import GUIDANCE_SCALES, SAMPLERS
 from .blog import export_all, export_post
-from .cards import ship, store_best_guidance, write_cards
+from .cards import check_ship, ship, store_best_guidance, write_cards
 from .compare import VARIANTS, compare, table
 from .compare import ship as ship_comparison
 from .evaluator import STEPS, train_evaluator
@@ -39,17 +39,30 @@ def cmd_results(args) -> None:
     print(to_markdown(results["rows"]))
 
 
+def _ship_specs(specs: list[str] | None) -> list[tuple[str, str]]:
+    """``--ship NAME=RUN_DIR`` values -> (name, run folder), each checked before anything is shipped."""
+    pairs = []
+    for spec in specs or []:
+        name, sep, run_dir = spec.partition("=")
+        if not sep or not name or not run_dir:
+            raise ValueError(f"--ship takes NAME=RUN_DIR: the weights/ folder to fill (a recipe's name, or "
+                             f"evaluator), '=', then the finished run to copy, e.g. --ship time_sum=runs/time_sum; "
+                             f"got {commands.shorten(spec)!r}")
+        check_ship(run_dir, name, cards.WEIGHTS_DIR)
+        pairs.append((name, run_dir))
+    return pairs
+
+
 def cmd_cards(args) -> None:
-    for spec in args.ship or []:
-        name, _, run_dir = spec.partition("=")
-        print(f"shipped {run_dir} -> {ship(run_dir, name)}")
+    for name, run_dir in _ship_specs(args.ship):
+        print(f"shipped {run_dir} -> {ship(run_dir, name, cards.WEIGHTS_DIR)}")
     if args.ship_all:
-        for name in ship_all(args.ship_all):
+        for name in ship_all(args.ship_all, cards.WEIGHTS_DIR):
             print(f"shipped {name} from {args.ship_all}")
     if args.store_guidance:
-        for name, w in store_best_guidance().items():
+        for name, w in store_best_guidance(cards.WEIGHTS_DIR).items():
             print(f"stored guidance {w:g} (DDIM-25) in weights/{name}/model_index.json")
-    print(f"wrote {write_cards()}")
+    print(f"wrote {write_cards(cards.WEIGHTS_DIR)}")
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -108,6 +121,8 @@ def cmd_train_all(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
+    if args.json:
+        commands.writable_file(Path(args.json), "--json")  # before the benchmark, not after it
     if args.samplers or args.curve or args.throughput or args.json:
         limit = 8 if args.quick else None
         if args.samplers:
@@ -119,7 +134,11 @@ def cmd_benchmark(args) -> None:
                                           compile_mode=args.compile, quick=args.quick)
         text = json.dumps(result, indent=1)
         if args.json:
-            Path(args.json).write_text(text + "\n")
+            try:
+                Path(args.json).write_text(text + "\n")
+            except OSError as error:
+                print(text)  # the result is not lost
+                raise OSError(f"could not write --json {args.json}: {error.strerror or error}") from None
         print(text)
     else:
         print(benchmark.report(quick=args.quick))
@@ -182,8 +201,9 @@ def build_parser():
     p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
     p.add_argument("--throughput", action="store_true",
                    help="training images/s: the seed tutorials' loop against condiff's, same model and batch")
-    p.add_argument("--batch-size", type=int, default=256, help="--throughput: the batch (default 256)")
-    p.add_argument("--steps", type=int, default=20, help="--throughput: warm-up steps, then as many timed (default 20)")
+    p.add_argument("--batch-size", type=commands.whole(1), default=256, help="--throughput: the batch (default 256)")
+    p.add_argument("--steps", type=commands.whole(1), default=20,
+                   help="--throughput: warm-up steps, then as many timed (default 20)")
     p.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
                    help="--throughput: run condiff's UNet through torch.compile in this mode")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default cpu)")
@@ -194,7 +214,7 @@ def build_parser():
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to export (default: all of notebooks/)")
     p.add_argument("--out", required=True, help="folder for the posts, e.g. site/_posts or docs/posts")
     p.add_argument("--date", help="the first post's date, YYYY-MM-DD (default today)")
-    p.add_argument("--interval-days", type=int, default=7,
+    p.add_argument("--interval-days", type=commands.whole(1), default=7,
                    help="days between the posts of the series (default 7; whole folder only)")
     p.set_defaults(func=cmd_blog)
 

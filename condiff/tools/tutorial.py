@@ -40,6 +40,10 @@ def run_all(out_dir: Path | None = None, names: list[str] | None = None) -> dict
     """Execute every notebook (or ``names``); ``out_dir=None`` writes the outputs in place."""
     paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if names:
+        unmatched = [n for n in names if not any(p.name.startswith(n) or p.stem == n for p in paths)]
+        if unmatched:
+            raise ValueError(f"no notebook matches {', '.join(map(repr, unmatched))}; the notebooks are "
+                             f"{', '.join(p.stem for p in paths)} (give a number such as 01, or a name)")
         paths = [p for p in paths if any(p.name.startswith(n) or p.stem == n for n in names)]
     times = {}
     for path in paths:
