@@ -40,14 +40,15 @@ def test_quick_run_brings_back_few_small_files(quick_run):
     # The models that notebooks compare saw the same number of images.
     seen = {name: summary["runs"][name]["training"]["images_seen"] for name in FIVE}
     assert seen["time_sum"] == seen["concat"] == seen["time_sum_cosine"] > 0
-    # Sweep and sampler table with top-k and exact-set accuracy; curves of the snapshots.
+    # Sweep and sampler table with top-k and exact-scene accuracy; curves of the snapshots.
     entry = summary["samplers"]["models"]["time_sum_cosine"]
     assert [r["guidance_scale"] for r in entry["sweep"]] == [1.0, 3.0]
-    assert all(0 <= r[k] <= 1 for r in entry["sweep"] for k in ("test", "new_test", "test_exact", "new_test_exact"))
+    keys = ("test", "new_test", "test_exact_scene", "new_test_exact_scene")
+    assert all(0 <= r[k] <= 1 for r in entry["sweep"] for k in keys)
     best = entry["best_guidance"]
     assert sorted((r["sampler"], r["guidance_scale"]) for r in entry["samplers"]) == sorted(
         [("ddim", 1.0), ("ddim", best), ("ddpm", best)] if best != 1.0 else [("ddim", 1.0), ("ddpm", 1.0)])
-    assert "single_exact" in summary["samplers"]["models"]["cross_attention"]["sweep"][0]
+    assert "single_exact_scene" in summary["samplers"]["models"]["cross_attention"]["sweep"][0]
     assert "unconditional" not in summary["samplers"]["models"]
     assert [r["step"] for r in summary["curves"]["time_sum_cosine"]] == [2, 4]
     assert summary["plan"]["relative_cost"]["time_sum_cosine"] == 1.0

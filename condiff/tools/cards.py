@@ -21,7 +21,7 @@ from ..recipes import RECIPES
 from ..runinfo import sha256
 from .results import title
 
-EVALUATOR_TITLE = "Scene evaluator (multi-label classifier)"
+EVALUATOR_TITLE = "Scene evaluator (a classifier with a presence head and a per-object count head)"
 SHIPPED_FILES = ("model_index.json", "unet", "label_encoder", "scheduler", "history.json", "training.json",
                  "config.json", "diffusion_pytorch_model.safetensors")
 CARD = "README.md"  # a folder's card: not listed in its own file table
@@ -108,6 +108,8 @@ def _facts(info: dict) -> list[tuple[str, object]]:
         facts.append(("parameters", f"{info['parameters']:,}"))
     if "accuracy_on_fresh_scenes" in info:
         facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
+    for kind, share in info.get("scene_agreement", {}).items():  # the evaluator's counts against the renderer's
+        facts.append((f"exact scene content (every object, how many) on fresh {kind} scenes", f"{share:.4f}"))
     recipe = info.get("recipe", {})
     if recipe:
         facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if k in recipe)))

@@ -65,7 +65,7 @@ def train_evaluator(output_dir: str | Path, steps: int = STEPS, batch_size: int 
                    "accuracy_on_fresh_scenes": real_scene_accuracy(model, seed=seed + 1),
                    "scene_agreement": {kind: scene_agreement(model, duplicates=kind == "duplicates", seed=seed + 1)
                                        for kind in ("plain", "duplicates")},
-                   "seed": seed,
+                   "parameters": sum(p.numel() for p in model.parameters()), "seed": seed,
                    "hardware": hardware(), "commit": commit, **({"command": command} if command else {})}
         model.save_pretrained(folder.path)
         folder.write_text("training.json", json.dumps(summary, indent=1) + "\n")

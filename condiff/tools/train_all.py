@@ -551,7 +551,7 @@ def _merge_samplers(summary: dict, table: dict) -> None:
 
 
 def variant_table(curves: dict[str, list[dict]]) -> str:
-    """Markdown: per snapshot (images seen), each variant's test / new_test top-k and exact-set accuracy."""
+    """Markdown: per snapshot (images seen), each variant's test / new_test top-k and exact-scene accuracy."""
     names = list(curves)
     if not names:
         return ""
@@ -561,7 +561,8 @@ def variant_table(curves: dict[str, list[dict]]) -> str:
         for name in names:
             r = curves[name][i] if i < len(curves[name]) else None
             cells.append("-" if r is None else f"{r['test']:.3f} / {r['new_test']:.3f} "
-                                               f"(exact {r['test_exact']:.3f} / {r['new_test_exact']:.3f})")
+                                               f"(exact-scene {r['test_exact_scene']:.3f} / "
+                                               f"{r['new_test_exact_scene']:.3f})")
         lines.append(f"| {row['images_seen']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
