@@ -50,22 +50,21 @@ class SceneClassifier(ModelMixin, ConfigMixin):
     def __init__(self, num_labels: int = NUM_LABELS, width: int = 32, image_size: int = 32, max_count: int = 3):
         super().__init__()
 
-        def stage(c_in, c_out, pool=True):
+        def stage(c_in, c_out):
             return nn.Sequential(
                 nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(),
                 nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(),
-                *([nn.MaxPool2d(2)] if pool else []),
+                nn.MaxPool2d(2),
             )
 
-        # 32 -> 8: the count head needs positions fine enough to tell two touching objects apart
-        self.features = nn.Sequential(stage(3, width), stage(width, 2 * width), stage(2 * width, 4 * width, False))
+        self.features = nn.Sequential(stage(3, width), stage(width, 2 * width), stage(2 * width, 4 * width))  # 32 -> 4
         self.head = nn.Linear(4 * width, num_labels)
         self.count_map = nn.Sequential(nn.Conv2d(4 * width, 4 * width, 1), nn.SiLU())
         self.count_head = nn.Linear(8 * width, num_labels * (max_count + 1))
 
     def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Presence logits ``(B, L)`` and count logits ``(B, L, max_count + 1)`` from one pass."""
-        features = self.features(images)  # (B, 4w, H/4, W/4)
+        features = self.features(images)  # (B, 4w, H/8, W/8)
         presence = self.head(features.amax(dim=(2, 3)))  # max-pool: "is this object anywhere?"
         m = self.count_map(features)
         counts = self.count_head(torch.cat([m.mean(dim=(2, 3)), m.amax(dim=(2, 3))], dim=1))

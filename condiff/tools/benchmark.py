@@ -44,7 +44,7 @@ from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES, get_recipe
 from ..runinfo import hardware, weights_digest
 from ..train import train
-from .results import splits_for, title
+from .results import EXACT_COLUMNS, splits_for, title
 
 
 def _train_step_timer(channels_last: bool, recipe, batches):
@@ -231,9 +231,6 @@ def report(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-# Row keys of an exact accuracy -> what the tables call it. ``_exact`` rows were measured by the first
-# evaluator (no counts): the share of images whose set of objects found equals the asked set.
-EXACT_COLUMNS = {"_exact_scene": "exact-scene", "_exact": "exact-set, old evaluator"}
 SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))
 
 

@@ -26,6 +26,10 @@ from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES
 from ..runinfo import hardware, weights_digest
 
+# Row keys of an exact accuracy -> what the tables call it. ``_exact`` rows were measured by the first
+# evaluator (no counts): the share of images whose set of objects found equals the asked set.
+EXACT_COLUMNS = {"_exact_scene": "exact-scene", "_exact": "exact-set (old evaluator)"}
+
 
 def splits_for(pipeline) -> list[str]:
     """The committed splits a conditional pipeline is scored on: ``single`` for one-object models."""
@@ -122,12 +126,15 @@ def to_markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table; the timing column names the sampler and machine the rows were timed with.
 
     Exact-scene columns appear when the rows have them (``test_exact_scene``, ``new_test_exact_scene``,
-    ``single_exact_scene``).
+    ``single_exact_scene``); rows measured by the first evaluator, which could not count, have
+    ``test_exact`` etc. instead, shown as "exact-set (old evaluator)".
     """
     timed = sorted({f"{r['sampler']}, {r['sampled_on']}" for r in rows if "sampler" in r}) or ["?"]
-    exact = any(k.endswith("_exact_scene") for r in rows for k in r)
+    suffix, name = next(((s, n) for s, n in EXACT_COLUMNS.items() if any(f"test{s}" in r for r in rows)),
+                        (None, None))
+    exact = suffix is not None
     head = ("| method | params | training images | training time | hardware | guidance w "
-            "| test top-k | new_test top-k |" + (" test exact-scene | new_test exact-scene |" if exact else "")
+            "| test top-k | new_test top-k |" + (f" test {name} | new_test {name} |" if exact else "")
             + f" 32 images ({'; '.join(timed)}) |")
     lines = [head, "|" + "---|" * (11 if exact else 9)]
 
@@ -137,8 +144,8 @@ def to_markdown(rows: list[dict]) -> str:
     for r in rows:
         test = r.get("test", r.get("single"))
         conditional = test is not None
-        first = r.get("test_exact_scene", r.get("single_exact_scene"))
-        exact_cells = [cell(first), cell(r.get("new_test_exact_scene"))] if exact else []
+        first = r.get(f"test{suffix}", r.get(f"single{suffix}"))
+        exact_cells = [cell(first), cell(r.get(f"new_test{suffix}"))] if exact else []
         lines.append(" | ".join([
             f"| {r['method']}",
             f"{r['params'] / 1e6:.2f}M",
