@@ -108,7 +108,7 @@ def _facts(info: dict) -> list[tuple[str, object]]:
         facts.append(("parameters", f"{info['parameters']:,}"))
     if "accuracy_on_fresh_scenes" in info:
         facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
-    scenes = {"plain": "1 to 5 distinct objects", "duplicates": "2 to 5 objects, one of them repeated"}
+    scenes = {"plain": "1 to 5 distinct objects", "duplicates": "2 to 5 objects with a repeat"}
     for kind, share in info.get("scene_agreement", {}).items():  # the evaluator's counts against the renderer's
         facts.append((f"exact scene content (every object, how many) on fresh scenes of {scenes.get(kind, kind)}",
                       f"{share:.4f}"))
