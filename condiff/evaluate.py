@@ -1,10 +1,19 @@
-"""Scoring generated scenes: a multi-label classifier, i-CLEVR's top-k accuracy and exact-set accuracy.
+"""Scoring generated scenes: a classifier that also counts, i-CLEVR's top-k accuracy and exact-scene accuracy.
 
-The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes with
-``python -m condiff train-evaluator``. The accuracy is the i-CLEVR lab's: for an image asked to
-contain k objects, take the classifier's k most likely labels and count how many were asked
-for; accuracy = hits / all objects asked. It ignores extra objects; the stricter exact-set accuracy
-is the share of images whose labels with sigmoid > 0.5 are exactly the asked ones, count included.
+The classifier (``weights/evaluator/``) is a small CNN trained on fresh procedural scenes, duplicates
+and up to 5 objects included, with ``python -m condiff train-evaluator``. It has two heads: presence
+logits ``(B, 24)`` ("is this object anywhere?", what ``classify`` returns) and a count per object,
+0, 1, 2 or 3-or-more (what ``count_objects`` returns).
+
+Two metrics, defined here once:
+
+- **top-k accuracy** (i-CLEVR's, from the presence logits): for an image asked to contain k objects,
+  take the k most likely labels and count how many were asked for; accuracy = hits / objects asked.
+  Extra and repeated objects go unseen.
+- **exact-scene accuracy**: the share of images that hold each asked object exactly once and
+  nothing else, by the count head (``exact_scenes``). A duplicate, an extra, a missing or a wrong
+  object fails the image.
+
 ``evaluate(pipe, "new_test")`` generates the split's scenes and scores them. Notebook 3 walks through it.
 """
 from __future__ import annotations
@@ -30,10 +39,15 @@ from .pipeline import check_sampling_args, load_folder, make_scheduler, to_numpy
 # ---------------------------------------------------------------------------------------------
 
 class SceneClassifier(ModelMixin, ConfigMixin):
-    """Images ``(B, 3, H, W)`` in [-1, 1] -> label logits ``(B, num_labels)``: three conv stages."""
+    """Images ``(B, 3, H, W)`` in [-1, 1] -> presence logits ``(B, num_labels)`` (``forward``) and count
+    logits ``(B, num_labels, max_count + 1)`` (``heads``), over three conv stages shared by both.
+
+    Presence max-pools the last feature map ("is this object anywhere?"); the count head pools a
+    per-position projection of that map by its mean (which grows with the number of objects) and max, and
+    classifies each object's count as 0, 1, ..., ``max_count`` (meaning ``max_count`` or more)."""
 
     @register_to_config
-    def __init__(self, num_labels: int = NUM_LABELS, width: int = 32, image_size: int = 32):
+    def __init__(self, num_labels: int = NUM_LABELS, width: int = 32, image_size: int = 32, max_count: int = 3):
         super().__init__()
 
         def stage(c_in, c_out):
@@ -45,10 +59,19 @@ class SceneClassifier(ModelMixin, ConfigMixin):
 
         self.features = nn.Sequential(stage(3, width), stage(width, 2 * width), stage(2 * width, 4 * width))  # 32 -> 4
         self.head = nn.Linear(4 * width, num_labels)
+        self.count_map = nn.Sequential(nn.Conv2d(4 * width, 4 * width, 1), nn.SiLU())
+        self.count_head = nn.Linear(8 * width, num_labels * (max_count + 1))
+
+    def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Presence logits ``(B, L)`` and count logits ``(B, L, max_count + 1)`` from one pass."""
+        features = self.features(images)  # (B, 4w, H/8, W/8)
+        presence = self.head(features.amax(dim=(2, 3)))  # max-pool: "is this object anywhere?"
+        m = self.count_map(features)
+        counts = self.count_head(torch.cat([m.mean(dim=(2, 3)), m.amax(dim=(2, 3))], dim=1))
+        return presence, counts.view(len(images), self.config.num_labels, self.config.max_count + 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features(images)  # (B, 4w, H/8, W/8)
-        return self.head(features.amax(dim=(2, 3)))  # max-pool: "is this object anywhere?"
+        return self.heads(images)[0]
 
 
 def load_evaluator(path: str | Path | None = None) -> SceneClassifier:
@@ -80,30 +103,57 @@ def topk_mask(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def exact_set_accuracy(logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> float:
-    """Share of images ``(B, L)`` whose labels with sigmoid > ``threshold`` are exactly the asked ones."""
-    return float(((torch.sigmoid(logits) > threshold) == labels.bool()).all(dim=1).float().mean())
+def exact_scenes(counts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image, whether it holds each asked object exactly once and nothing else: ``(B,)`` bool.
+
+    ``counts`` ``(B, L)``: objects found per label (``count_objects``); ``labels`` ``(B, L)``: multi-hot asked."""
+    return (counts == labels).all(dim=1)
 
 
-@torch.no_grad()
-def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
-    """Label logits ``(B, 24)`` for images (PIL, ``(B, H, W, 3)`` array or ``(B, 3, H, W)`` tensor in [0, 1])."""
-    evaluator = evaluator if evaluator is not None else load_evaluator()
+def exact_scene_accuracy(counts: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of images that hold each asked object exactly once and nothing else (``exact_scenes``)."""
+    return float(exact_scenes(counts, labels).float().mean())
+
+
+def _evaluator_input(images, evaluator: SceneClassifier) -> torch.Tensor:
     x = torch.from_numpy(to_numpy_images(images)).permute(0, 3, 1, 2) * 2 - 1  # (B, 3, H, W) in [-1, 1]
     size = evaluator.config.image_size
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return evaluator(x.float())
+    return x.float()
 
 
-def score_logits(logits: torch.Tensor, cases: list[list[str]]) -> dict:
-    """Top-k and exact-set accuracy, top-k per label and confidence from the evaluator's logits ``(B, 24)``."""
+@torch.no_grad()
+def judge(images, evaluator: SceneClassifier | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Presence logits ``(B, 24)`` and object counts ``(B, 24)`` (0 to 3, 3 meaning 3 or more) for images
+    (PIL, ``(B, H, W, 3)`` array or ``(B, 3, H, W)`` tensor in [0, 1]), from one pass of the evaluator."""
+    evaluator = evaluator if evaluator is not None else load_evaluator()
+    presence, counts = evaluator.heads(_evaluator_input(images, evaluator))
+    return presence, counts.argmax(-1)
+
+
+def classify(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
+    """Presence logits ``(B, 24)`` for images (PIL, ``(B, H, W, 3)`` array or ``(B, 3, H, W)`` tensor in [0, 1])."""
+    return judge(images, evaluator)[0]
+
+
+def count_objects(images, evaluator: SceneClassifier | None = None) -> torch.Tensor:
+    """How many of each object the images hold ``(B, 24)``: 0, 1, 2 or 3 (3 or more); images as ``classify``."""
+    return judge(images, evaluator)[1]
+
+
+def score_logits(logits: torch.Tensor, cases: list[list[str]], counts: torch.Tensor) -> dict:
+    """Top-k accuracy (from presence ``logits`` ``(B, 24)``), exact-scene accuracy (from ``counts`` ``(B, 24)``),
+    top-k per label and confidence for the asked ``cases``."""
     labels = torch.stack([names_to_multihot(c) for c in cases])  # (B, 24)
+    if logits.shape != labels.shape or counts.shape != labels.shape:
+        raise ValueError(f"{len(cases)} cases need logits and counts of shape {tuple(labels.shape)}, got "
+                         f"{tuple(logits.shape)} and {tuple(counts.shape)}")
     asked, found = labels.sum(0), (topk_mask(logits, labels) * labels).sum(0)
     per_label = {OBJECTS[i]: float(found[i] / asked[i]) for i in range(len(OBJECTS)) if asked[i] > 0}
     return {
         "accuracy": float(found.sum() / asked.sum()),
-        "exact_accuracy": exact_set_accuracy(logits, labels),
+        "exact_scene_accuracy": exact_scene_accuracy(counts, labels),
         "per_label": per_label,
         "confidence": float(torch.sigmoid(logits).max(1).values.mean()),
     }
@@ -122,7 +172,8 @@ def evaluate(
     batch_size: int = 64,
     keep_images: int = 256,
 ) -> dict:
-    """Generate one image per case of ``split`` and score it; returns accuracy, exact_accuracy, images, timings.
+    """Generate one image per case of ``split`` and score it; returns ``accuracy`` (top-k),
+    ``exact_scene_accuracy``, per-label accuracy, images and timings.
 
     ``scheduler`` (``ddpm``, ``ddim``, ``dpm++``) samples with that sampler instead of the pipeline's;
     ``num_inference_steps`` and ``guidance_scale`` default to the pipeline's (``default_steps``, the
@@ -146,16 +197,18 @@ def evaluate(
     evaluator = evaluator if evaluator is not None else load_evaluator()
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(seed)
-    logits, kept, seconds = [], [], 0.0  # (b, 24) per batch; the first keep_images images; sampling time
+    logits, counts, kept, seconds = [], [], [], 0.0  # (b, 24) twice per batch; the first keep_images images
     for first in tqdm(range(0, len(cases), batch_size), desc="batches", unit="batch", disable=not progress):
         batch = cases[first:first + batch_size]
         start = time.perf_counter()
         images = pipe(batch, guidance_scale=guidance_scale, num_inference_steps=steps, generator=generator,
                       output_type="np").images  # (b, H, W, 3) in [0, 1]
         seconds += time.perf_counter() - start
-        logits.append(classify(images, evaluator))
+        presence, found = judge(images, evaluator)
+        logits.append(presence)
+        counts.append(found)
         kept.append(images[:max(0, keep_images - first)])  # (b', H, W, 3): empty once keep_images are kept
-    result = score_logits(torch.cat(logits), cases)
+    result = score_logits(torch.cat(logits), cases, torch.cat(counts))
     result.update(images=np.concatenate(kept), cases=cases, seconds=seconds, scheduler=type(fresh).__name__,
                   steps=steps, guidance_scale=guidance_scale)
     return result

@@ -35,7 +35,7 @@ def test_training_curve_scores_every_snapshot(tmp_path):
     rows = training_curve(runs / "time_sum", steps=2, limit=2)
     assert [r["step"] for r in rows] == list(range(tiny.checkpoint_every, tiny.max_steps + 1, tiny.checkpoint_every))
     assert all(0 <= r["test"] <= 1 and 0 <= r["new_test"] <= 1 and r["train_minutes"] >= 0 for r in rows)
-    assert all(0 <= r["test_exact"] <= 1 and 0 <= r["new_test_exact"] <= 1 for r in rows)
+    assert all(0 <= r["test_exact_scene"] <= 1 and 0 <= r["new_test_exact_scene"] <= 1 for r in rows)
     assert rows[-1]["images_seen"] == tiny.max_steps * tiny.batch_size
 
 

@@ -93,7 +93,7 @@ def test_evaluate_prints_the_accuracy(tiny_pipeline_dir, evaluator_dir, capsys):
     assert exit_code(["evaluate", "--weights", tiny_pipeline_dir, "--evaluator", evaluator_dir,
                       "--split", "new_test", "--steps", 2]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^accuracy: \d\.\d{3}$", out, flags=re.MULTILINE), out
+    assert re.search(r"^top-k accuracy: \d\.\d{3}$", out, flags=re.MULTILINE), out
     assert re.search(r"^images: 64 ", out, flags=re.MULTILINE), out  # the 64 cases of new_test
 
 
@@ -210,7 +210,7 @@ def test_evaluate_defaults_to_the_stored_guidance_and_sampler(tiny_pipeline_dir,
     assert exit_code(["evaluate", "--weights", weights, "--evaluator", evaluator_dir, "--split", "new_test"]) == 0
     out = capsys.readouterr().out
     assert "sampler: DPMSolverMultistepScheduler x 3  guidance: 2.5" in out, out
-    assert re.search(r"^exact-set accuracy: \d\.\d{3}$", out, flags=re.MULTILINE), out
+    assert re.search(r"^exact-scene accuracy: \d\.\d{3}$", out, flags=re.MULTILINE), out
     # Flags win over the stored values.
     assert exit_code(["evaluate", "--weights", weights, "--evaluator", evaluator_dir, "--split", "new_test",
                       "--guidance-scale", 1, "--scheduler", "ddim", "--steps", 2]) == 0

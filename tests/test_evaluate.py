@@ -4,17 +4,19 @@ from tiny import render_cases
 
 from condiff import WEIGHTS_DIR
 from condiff.data.iclevr import load_split
-from condiff.data.labels import names_to_multihot
+from condiff.data.labels import OBJECT_TO_INDEX, names_to_multihot
 from condiff.data.scenes import ProceduralScenes
 from condiff.evaluate import (
     SceneClassifier,
-    classify,
-    exact_set_accuracy,
+    count_objects,
+    exact_scene_accuracy,
+    exact_scenes,
+    judge,
     load_evaluator,
     score_logits,
     topk_mask,
 )
-from condiff.tools.evaluator import real_scene_accuracy
+from condiff.tools.evaluator import evaluator_scenes, real_scene_accuracy, scene_agreement
 
 
 def topk_hits(logits, labels):
@@ -30,36 +32,84 @@ def test_topk_hits_counts_hits_and_all_asked_objects():
     assert topk_hits(logits, labels) == (3, 4)
 
 
-def test_exact_set_accuracy_fails_on_an_extra_object_that_topk_ignores():
+def test_exact_scene_accuracy_fails_on_duplicates_and_extras_that_topk_ignores():
     labels = torch.stack([names_to_multihot(["red cube"]), names_to_multihot(["red cube", "blue cube"]),
-                          names_to_multihot(["gray cube"])])
-    logits = torch.full((3, 24), -5.0)
-    logits[0, 1] = 5  # image 0: exactly the red cube -> exact
-    logits[1, [1, 2]] = 5  # image 1: red and blue cube...
-    logits[1, 20] = 3  # ... and an extra object the evaluator is sure of -> top-2 still right, set wrong
-    logits[2, 3] = 5  # image 2: a green cube instead of the gray one -> both wrong
-    assert topk_hits(logits, labels) == (3, 4)
-    assert [exact_set_accuracy(logits[i:i + 1], labels[i:i + 1]) for i in range(3)] == [1, 0, 0]
-    assert exact_set_accuracy(logits, labels) == pytest.approx(1 / 3)
-    logits[1, 20] = -0.1  # below the 0.5 probability threshold: no extra object any more
-    assert exact_set_accuracy(logits, labels) == pytest.approx(2 / 3)
+                          names_to_multihot(["red cube", "blue cube"]), names_to_multihot(["gray cube"])])
+    logits = torch.full((4, 24), -5.0)
+    logits[:3, 1] = logits[1:3, 2] = 5  # images 0-2: the asked objects are there -> top-k hits
+    logits[3, 3] = 5  # image 3: a green cube instead of the gray one -> top-k miss
+    counts = labels.long().clone()  # image 0: exactly the red cube
+    counts[1, 1] = 3  # image 1: three red cubes and a blue one: a duplicate
+    counts[2, 20] = 1  # image 2: red and blue cube and an extra object
+    counts[3] = 0
+    counts[3, 3] = 1
+    assert topk_hits(logits, labels) == (5, 6)
+    assert exact_scenes(counts, labels).tolist() == [True, False, False, False]
+    assert exact_scene_accuracy(counts, labels) == pytest.approx(1 / 4)
+    counts[1, 1] = counts[2, 20] = 1
+    counts[2, 20] = 0  # the duplicate and the extra gone: images 1 and 2 exact
+    assert exact_scene_accuracy(counts, labels) == pytest.approx(3 / 4)
 
 
 def test_shipped_evaluator_recognises_real_scenes():
+    """Top-k from the presence head on ordinary scenes (1-3 distinct objects, the diffusion models' stream)."""
     evaluator = load_evaluator()
     assert real_scene_accuracy(evaluator, n=512, seed=7) >= 0.99
+
+
+def test_shipped_evaluator_counts_plain_scenes():
+    """Fresh scenes of 1-5 distinct objects: every object and its count right on >= 98%."""
+    assert scene_agreement(load_evaluator(), n=256, seed=7, duplicates=False) >= 0.98
+
+
+def counted_right(sizes: tuple[int, ...], seed: int = 7, n: int = 512) -> float:
+    """Share of fresh scenes of ``sizes`` objects, each with a repeated object, whose counts the evaluator gets."""
+    data = evaluator_scenes(seed=seed)
+    objects = data.multisets(0, n, duplicate_share=1.0)
+    objects = objects[torch.isin((objects >= 0).sum(1), torch.tensor(sizes))]
+    images, truth = data.draw(objects, 0)
+    assert (truth > 1).any(1).all()  # every scene repeats an object
+    return exact_scene_accuracy(count_objects((images + 1) / 2, load_evaluator()), truth.long().clamp(max=3))
+
+
+def test_shipped_evaluator_counts_duplicates_in_scenes_of_two_and_three():
+    """Two or three red cubes, a red cube twice beside a blue sphere...: counts right on >= 98%."""
+    assert counted_right((2, 3)) >= 0.98
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped evaluator (1,500 steps on a shared CPU) gets 0.907 of scenes "
+                   "with a repeated object right (scene_agreement in its training.json), its misses in scenes of "
+                   "4-5 overlapping objects; the bar is 0.98: retrain longer (train-evaluator --max-steps)")
+def test_shipped_evaluator_counts_duplicates_in_scenes_of_four_and_five():
+    assert counted_right((4, 5)) >= 0.98
 
 
 def test_scores_of_a_rendered_split_are_near_perfect():
     cases = load_split("new_test")
     images = (render_cases(cases) + 1) / 2  # (B, 3, 32, 32) in [0, 1]
-    result = score_logits(classify(images, load_evaluator()), cases)
+    logits, counts = judge(images, load_evaluator())
+    result = score_logits(logits, cases, counts)
     assert result["accuracy"] >= 0.97
-    assert result["exact_accuracy"] >= 0.9  # real scenes hold exactly the asked objects
+    assert result["exact_scene_accuracy"] >= 0.95  # real scenes hold exactly the asked objects
     assert set(result["per_label"]) <= set(names for c in cases for names in c)
     # The wrong scenes for the same labels score badly: the metric can fail.
-    shuffled = score_logits(classify(images.flip(0), load_evaluator()), cases)
-    assert shuffled["accuracy"] < 0.5 and shuffled["exact_accuracy"] < 0.5
+    logits, counts = judge(images.flip(0), load_evaluator())
+    shuffled = score_logits(logits, cases, counts)
+    assert shuffled["accuracy"] < 0.5 and shuffled["exact_scene_accuracy"] < 0.5
+
+
+def test_a_duplicate_keeps_topk_but_fails_exact_scene():
+    """The asked objects drawn once, then each twice: top-k cannot tell them apart, exact-scene accuracy can."""
+    cases = [c for c in load_split("test") if len(c) == 2][:16]
+    objects = torch.tensor([[OBJECT_TO_INDEX[n] for n in c] * 2 for c in cases])  # (16, 4): each object twice
+    data, evaluator = evaluator_scenes(seed=3), load_evaluator()
+    scores = {}
+    for name, drawn in (("once", objects[:, :2]), ("twice", objects)):
+        images, _ = data.draw(drawn)
+        logits, counts = judge((images + 1) / 2, evaluator)
+        scores[name] = score_logits(logits, cases, counts)
+    assert scores["once"]["accuracy"] >= 0.95 and scores["twice"]["accuracy"] >= 0.95
+    assert scores["once"]["exact_scene_accuracy"] >= 0.9 and scores["twice"]["exact_scene_accuracy"] <= 0.1
 
 
 def test_evaluator_weights_are_small_safetensors():
@@ -99,13 +149,24 @@ def test_evaluate_leaves_the_callers_pipeline_as_it_was(tiny_pipeline_dir, evalu
     assert getattr(pipe, "_progress_bar_config", {}) == {}
 
 
-def test_results_table_shows_exact_set_columns_only_when_measured():
+def test_results_table_shows_exact_scene_columns_only_when_measured():
     from condiff.tools.results import to_markdown
 
     row = {"method": "m", "params": 1e6, "train_images": 10, "train_minutes": 1.0, "hardware": "h",
            "guidance_scale": 3.0, "test": 0.5, "new_test": 0.6, "sample_32_seconds": 1.0}
     old = to_markdown([row])
-    assert "exact-set" not in old and old.splitlines()[2].count("|") == 10
-    new = to_markdown([{**row, "test_exact": 0.125, "new_test_exact": 0.25}])
-    assert "| test exact-set | new_test exact-set |" in new and "| 0.500 | 0.600 | 0.125 | 0.250 |" in new
+    assert "exact-scene" not in old and old.splitlines()[2].count("|") == 10
+    new = to_markdown([{**row, "test_exact_scene": 0.125, "new_test_exact_scene": 0.25}])
+    assert "| test exact-scene | new_test exact-scene |" in new and "| 0.500 | 0.600 | 0.125 | 0.250 |" in new
     assert all(line.count("|") == 12 for line in new.splitlines())
+
+
+def test_results_table_names_the_old_exact_set_columns():
+    from condiff.tools.results import to_markdown
+
+    row = {"method": "m", "params": 1e6, "train_images": 10, "train_minutes": 1.0, "hardware": "h",
+           "guidance_scale": 3.0, "test": 0.5, "new_test": 0.6, "sample_32_seconds": 1.0,
+           "test_exact": 0.125, "new_test_exact": 0.25}  # measured by the evaluator that could not count
+    table = to_markdown([row])
+    assert "| test exact-set (old evaluator) | new_test exact-set (old evaluator) |" in table
+    assert "exact-scene" not in table and "| 0.125 | 0.250 |" in table

@@ -194,3 +194,53 @@ def test_bad_settings_are_refused():
         ProceduralScenes(size=8)
     with pytest.raises(ValueError, match="every combination"):
         ProceduralScenes(max_objects=1, exclude=[[name] for name in OBJECTS])
+
+
+def overlap_of(boxes: list[tuple]) -> int:
+    """The most pixels two boxes share along both axes at once (0 if no two overlap)."""
+    most = 0
+    for i, (y1, x1, s1) in enumerate(boxes):
+        for y2, x2, s2 in boxes[i + 1:]:
+            dy, dx = min(y1 + s1, y2 + s2) - max(y1, y2), min(x1 + s1, x2 + s2) - max(x1, x2)
+            most = max(most, min(dy, dx) if dy > 0 and dx > 0 else 0)
+    return most
+
+
+def test_draw_renders_any_multiset_with_its_counts():
+    """Repeats and up to 5 objects: the image is the multiset pasted into the boxes, the counts are true."""
+    source = ProceduralScenes(max_objects=5, overlap=3, seed=2)
+    red, blue = OBJECT_TO_INDEX["red cube"], OBJECT_TO_INDEX["blue sphere"]
+    objects = torch.tensor([[red, red, red, -1, -1], [red, blue, red, blue, red], [blue, -1, -1, -1, -1]])
+    images, counts = source.draw(objects, step=4)
+    assert counts[:, red].tolist() == [3, 3, 0] and counts[:, blue].tolist() == [0, 2, 1]
+    assert counts.sum(1).tolist() == [3, 5, 1]
+    assert torch.equal(images, source.draw(objects, step=4)[0])  # a pure function of (objects, seed, step)
+    # The boxes are the layout's, the pixels the reference paste's: draw is layout + render for given objects.
+    g = scenes.step_generator("cpu", 2, 4, 0)
+    boxes = source._place(objects, lambda *shape: torch.rand(shape, generator=g))
+    reference = np.stack([paste(o, b, 32) for o, b in zip(*as_lists(objects, boxes))])
+    torch.testing.assert_close(images, torch.from_numpy(reference).permute(0, 3, 1, 2) * 2 - 1, rtol=0, atol=1e-6)
+    assert all(overlap_of(b) <= 3 for b in as_lists(objects, boxes)[1])
+    with pytest.raises(ValueError, match="1 to max_objects=5 slots"):
+        source.draw(torch.zeros(2, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match="from 0 to 23"):
+        source.draw(torch.tensor([[24]]))
+
+
+def test_multisets_repeat_objects_in_the_asked_share():
+    source = ProceduralScenes(max_objects=5, overlap=3, seed=0)
+    objects = source.multisets(0, 4000, duplicate_share=0.5)
+    n = (objects >= 0).sum(1)
+    counts = source.labels(objects)
+    repeated = (counts > 1).any(1)
+    np.testing.assert_allclose([(n == k).float().mean() for k in range(1, 6)], [0.2] * 5, atol=0.025)
+    assert not repeated[n == 1].any()
+    assert abs(repeated[n > 1].float().mean() - 0.5) < 0.03
+    assert not (source.labels(source.multisets(1, 500, duplicate_share=0.0)) > 1).any()
+    every = source.multisets(1, 500, duplicate_share=1.0)  # every scene of 2+ objects repeats one
+    assert torch.equal((source.labels(every) > 1).any(1), (every >= 0).sum(1) > 1)
+    objs, boxes = as_lists(objects[:500], source._place(objects[:500], lambda *s: torch.rand(s)))
+    assert all(overlap_of(b) <= 3 for b in boxes)
+    assert all(0 <= y and 0 <= x and y + s <= 32 and x + s <= 32 for b in boxes for (y, x, s) in b)
+    with pytest.raises(ValueError, match="overlap"):
+        ProceduralScenes(overlap=11)

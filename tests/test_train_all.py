@@ -33,14 +33,15 @@ def test_quick_run_trains_scores_and_records_every_model(quick_run):
     # The models that notebooks compare saw the same number of images.
     seen = {name: summary["runs"][name]["training"]["images_seen"] for name in FIVE}
     assert seen["time_sum"] == seen["concat"] == seen["time_sum_cosine"] > 0
-    # Sweep and sampler table with top-k and exact-set accuracy; curves of the snapshots.
+    # Sweep and sampler table with top-k and exact-scene accuracy; curves of the snapshots.
     entry = summary["samplers"]["models"]["time_sum_cosine"]
     assert [r["guidance_scale"] for r in entry["sweep"]] == [1.0, 3.0]
-    assert all(0 <= r[k] <= 1 for r in entry["sweep"] for k in ("test", "new_test", "test_exact", "new_test_exact"))
+    keys = ("test", "new_test", "test_exact_scene", "new_test_exact_scene")
+    assert all(0 <= r[k] <= 1 for r in entry["sweep"] for k in keys)
     ws = sorted({1.0, entry["best_guidance"]})
     assert sorted((r["sampler"], r["guidance_scale"]) for r in entry["samplers"]) == sorted(
         (s, w) for s in ("ddim", "ddpm") for w in ws)
-    assert "single_exact" in summary["samplers"]["models"]["cross_attention"]["sweep"][0]
+    assert "single_exact_scene" in summary["samplers"]["models"]["cross_attention"]["sweep"][0]
     assert "unconditional" not in summary["samplers"]["models"]
     assert set(summary["curves"]) == {"time_sum_cosine", "time_sum"}
     assert [r["step"] for r in summary["curves"]["time_sum_cosine"]] == [2, 4]

@@ -18,6 +18,11 @@ any device, with no Python loop over scenes:
 3. Compositing: per object slot, the sprites' padded windows are read from the canvas
    (``index_select``), blended as ``rgb + image * (1 - alpha)`` (rgb premultiplied), written back.
 
+``batch`` is the diffusion models' training stream: sets of distinct objects, as in i-CLEVR.
+``draw`` renders any multiset given as object indices (duplicates allowed, e.g. three red cubes)
+with the same layout and compositing; ``multisets`` draws random ones, with and without duplicates,
+for the evaluator's training. ``overlap`` lets boxes share a few pixels, so that up to 5 objects fit.
+
 A batch is a pure function of ``(seed, step, rank)`` (a ``torch.Generator`` on the device; CPU and CUDA
 streams differ) and nothing in ``batch`` waits for the device. ``condiff.tools.benchmark.scenes_per_second``
 measures its speed on a machine: far above what a UNet trains on, so training draws fresh scenes for every batch.
@@ -180,7 +185,7 @@ class ProceduralScenes:
     """
 
     def __init__(self, size: int = 32, max_objects: int = MAX_OBJECTS, exclude: Collection[Collection[str]] = (),
-                 seed: int = 0, device: torch.device | str = "cpu", attempts: int = 5):
+                 seed: int = 0, device: torch.device | str = "cpu", attempts: int = 5, overlap: int = 0):
         self.size, self.max_objects, self.seed, self.attempts = size, max_objects, seed, attempts
         self.device = torch.device(device)
         self.exclude = {frozenset(c) for c in exclude}
@@ -188,10 +193,13 @@ class ProceduralScenes:
         self.base = object_base(size)
         self.largest = self.base + 1
         self.grid = math.ceil(math.sqrt(max_objects))  # the fallback layout: one object per grid cell
-        if not 1 <= max_objects <= NUM_LABELS or size // self.grid < self.largest:
-            raise ValueError(f"max_objects={max_objects} objects of up to {self.largest} px do not fit a "
-                             f"{size}x{size} image; allowed: 1 to {NUM_LABELS}, with {self.grid}x{self.grid} "
-                             f"cells of at least {self.largest} px")
+        if not 0 <= overlap < self.base - 1:
+            raise ValueError(f"overlap={overlap}: boxes may share 0 to {self.base - 2} pixels at size {size}")
+        self.overlap = overlap  # pixels two boxes may share along each axis
+        if not 1 <= max_objects <= NUM_LABELS or size // self.grid < self.largest - overlap:
+            raise ValueError(f"max_objects={max_objects} objects of up to {self.largest} px (sharing {overlap} px) "
+                             f"do not fit a {size}x{size} image; allowed: 1 to {NUM_LABELS}, with "
+                             f"{self.grid}x{self.grid} cells of at least {self.largest - overlap} px (raise overlap)")
 
         # Sprite bank: object i at side base-1+j is entry i * 3 + j, (rgb premultiplied, alpha), zero-padded.
         bank = np.zeros((NUM_LABELS * SIZES_PER_OBJECT, self.largest, self.largest, 4), np.float32)
@@ -220,10 +228,15 @@ class ProceduralScenes:
         objects = self._combos[pick]  # (B, K), sorted, -1 padded
         empty = objects < 0
         objects = objects.gather(1, (rand(B, K) + empty).argsort(dim=1))  # shuffle the filled slots
-        n = K - empty.sum(1)  # (B,)
+        return objects, self._place(objects, rand)
+
+    def _place(self, objects: torch.Tensor, rand) -> torch.Tensor:
+        """Boxes ``(B, K, 3)`` for objects ``(B, K)`` (-1 for empty), drawing numbers from ``rand(*shape)``."""
+        B, K, dev, o = *objects.shape, self.device, self.overlap
+        n = (objects >= 0).sum(1)  # (B,)
 
         # 2. Where: R attempts of up to 50 n candidate boxes; slot by slot, the next box is the first
-        # candidate after the last kept one that overlaps none kept so far.
+        # candidate after the last kept one that overlaps none kept so far (by more than `overlap` px).
         R, T = self.attempts, TRIES_PER_OBJECT * K
         side = self.base - 1 + (rand(B, R, T) * SIZES_PER_OBJECT).short()  # (B, R, T), int16: less to read
         top = (rand(B, R, T) * (self.size - side + 1)).short()
@@ -238,22 +251,23 @@ class ProceduralScenes:
             placed &= usable.any(-1) | (k >= n)[:, None]
             last = usable.byte().argmax(-1)  # (B, R): the first usable candidate (0 if none)
             kept = [c.gather(-1, last[..., None]) for c in (top, left, side)]  # (B, R, 1) each
-            free = free & ((top + side <= kept[0]) | (kept[0] + kept[2] <= top)
-                           | (left + side <= kept[1]) | (kept[1] + kept[2] <= left))  # no overlap
+            free = free & ((top + side - o <= kept[0]) | (kept[0] + kept[2] - o <= top)
+                           | (left + side - o <= kept[1]) | (kept[1] + kept[2] - o <= left))  # no overlap
             picks.append(torch.cat(kept, dim=-1))  # (B, R, 3)
         attempt = placed.byte().argmax(-1)  # (B,): the first attempt that placed every object
         boxes = torch.stack(picks, dim=2)[torch.arange(B, device=dev), attempt].long()  # (B, K, 3)
-        placed = placed.any(-1)[:, None, None]  # (B, 1, 1); false in under 1 in 10^7 scenes
-        return objects, torch.where(placed, boxes, self._fallback(boxes[..., 2], rand))
+        placed = placed.any(-1)[:, None, None]  # (B, 1, 1); false in under 1 in 10^7 scenes of 1-3 objects
+        return torch.where(placed, boxes, self._fallback(boxes[..., 2], rand))
 
     def _fallback(self, side: torch.Tensor, rand) -> torch.Tensor:
         """Boxes ``(B, K, 3)`` that always fit: each object (sides ``(B, K)``) at a random spot of its own grid cell."""
         B, K = side.shape
         cell = self.size // self.grid
         cells = rand(B, self.grid**2).argsort(dim=1)[:, :K]  # (B, K) distinct cells
-        room = cell - side + 1
-        return torch.stack([cells // self.grid * cell + (rand(B, K) * room).long(),
-                            cells % self.grid * cell + (rand(B, K) * room).long(), side], dim=-1)
+        room = (cell - side + 1).clamp(min=1)  # under 1 only with overlap: the box then spills into the next cell
+        last = self.size - side  # ... but never out of the image
+        return torch.stack([(cells // self.grid * cell + (rand(B, K) * room).long()).minimum(last),
+                            (cells % self.grid * cell + (rand(B, K) * room).long()).minimum(last), side], dim=-1)
 
     def render_layout(self, objects: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Draw objects ``(B, K)`` into boxes ``(B, K, 3)``: images ``(B, 3, H, W)`` in [-1, 1]."""
@@ -278,7 +292,7 @@ class ProceduralScenes:
         return (image.permute(0, 3, 1, 2) * 2 - 1).contiguous()
 
     def labels(self, objects: torch.Tensor) -> torch.Tensor:
-        """Objects ``(B, K)`` (-1 for empty) -> multi-hot ``(B, 24)``."""
+        """Objects ``(B, K)`` (-1 for empty) -> how many of each ``(B, 24)``: multi-hot when none repeats."""
         multihot = torch.zeros(objects.shape[0], NUM_LABELS, device=objects.device)
         return multihot.scatter_add_(1, objects.clamp(min=0), (objects >= 0).float())
 
@@ -286,4 +300,43 @@ class ProceduralScenes:
         """Images ``(B, 3, H, W)`` in [-1, 1] and multi-hot labels ``(B, 24)``, on the source's device."""
         objects, boxes = self.layout(step, batch_size, rank)
         return self.render_layout(objects, boxes), self.labels(objects)
+
+    def draw(self, objects: torch.Tensor, step: int = 0, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Any multiset: objects ``(B, K)`` (label indices, -1 for an empty slot, repeats allowed, at most
+        ``max_objects`` per scene) laid out as ``batch`` does -> images ``(B, 3, H, W)`` in [-1, 1] and the
+        true counts ``(B, 24)``. The same ``(objects, seed, step, rank)`` give the same images."""
+        objects = torch.as_tensor(objects, dtype=torch.long, device=self.device)
+        if objects.ndim != 2 or not 1 <= objects.shape[1] <= self.max_objects:
+            raise ValueError(f"objects must be (scenes, slots) with 1 to max_objects={self.max_objects} slots, "
+                             f"got shape {tuple(objects.shape)}")
+        if ((objects < -1) | (objects >= NUM_LABELS)).any():
+            raise ValueError(f"object indices run from 0 to {NUM_LABELS - 1} (-1 for an empty slot)")
+        g = step_generator(self.device, self.seed, step, rank)
+
+        def rand(*shape):
+            return torch.rand(shape, generator=g, device=self.device)
+
+        return self.render_layout(objects, self._place(objects, rand)), self.labels(objects)
+
+    def multisets(self, step: int, batch_size: int, rank: int = 0, duplicate_share: float = 0.5) -> torch.Tensor:
+        """Random scenes' objects ``(B, max_objects)`` (-1 padded) for ``draw``: a uniform count 1..max_objects;
+        a share ``duplicate_share`` of the scenes with 2+ objects repeat an object (a uniform pool of 1..n-1
+        distinct objects, each used at least once), the others are sets of distinct objects."""
+        if not 0 <= duplicate_share <= 1:
+            raise ValueError(f"duplicate_share={duplicate_share}: a share from 0 to 1")
+        g = step_generator(self.device, self.seed, step, rank, 1)  # not draw's stream
+        B, K, dev = batch_size, self.max_objects, self.device
+
+        def rand(*shape):
+            return torch.rand(shape, generator=g, device=dev)
+
+        n = 1 + (rand(B) * K).long()  # (B,) objects per scene
+        distinct = rand(B, NUM_LABELS).argsort(dim=1)[:, :K]  # (B, K): a random set, in random order
+        repeats = (rand(B) < duplicate_share) & (n > 1)
+        pool = torch.where(repeats, 1 + (rand(B) * (n - 1)).long(), n)  # (B,) distinct objects used
+        slot = torch.arange(K, device=dev)
+        which = torch.where(slot < pool[:, None], slot, (rand(B, K) * pool[:, None]).long())  # (B, K) into the pool
+        empty = slot >= n[:, None]
+        objects = distinct.gather(1, which).masked_fill(empty, -1)
+        return objects.gather(1, (rand(B, K) + empty).argsort(dim=1))  # the filled slots shuffled
 

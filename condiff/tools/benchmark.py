@@ -41,7 +41,7 @@ from ..recipes import RECIPES, Recipe, get_recipe
 from ..runfolder import INDEX
 from ..runinfo import hardware, weights_digest
 from ..train import bf16_on_cpu, train
-from .results import splits_for, title
+from .results import EXACT_COLUMNS, splits_for, title
 
 SAMPLERS = (("ddim", 50), ("ddim", 25), ("dpm++", 50), ("dpm++", 25), ("dpm++", 10), ("ddpm", 1000))  # (name, steps)
 GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)  # the DDIM-25 sweep that picks each model's best w
@@ -189,14 +189,14 @@ def report(quick: bool = False) -> str:
 
 
 def score(pipe, sampler: str, steps: int, guidance_scale: float, evaluator, limit=None) -> dict:
-    """One row: accuracy and exact-set accuracy on each split the pipeline is scored on, and images/s."""
+    """One row: accuracy and exact-scene accuracy on each split the pipeline is scored on, and images/s."""
     row = {"sampler": sampler, "steps": steps, "guidance_scale": guidance_scale}
     images = seconds = 0
     for split in splits_for(pipe):
         r = evaluate(pipe, split, guidance_scale=guidance_scale, scheduler=sampler, num_inference_steps=steps,
                      evaluator=evaluator, limit=limit)
         row[split] = round(r["accuracy"], 4)
-        row[f"{split}_exact"] = round(r["exact_accuracy"], 4)
+        row[f"{split}_exact_scene"] = round(r["exact_scene_accuracy"], 4)
         images, seconds = images + len(r["cases"]), seconds + r["seconds"]
     row["images_per_second"] = round(images / seconds, 2)
     return row
@@ -266,11 +266,12 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
     """``weights/samplers.json`` and ``weights/training_curves.json`` as two Markdown tables."""
     samplers = json.loads((weights_dir / "samplers.json").read_text())
 
-    def pair(r):  # "test / new_test", or the single split; exact-set accuracy after it where measured
+    def pair(r):  # "test / new_test", or the single split; the exact accuracy after it where measured
         splits = ["single"] if "single" in r else ["test", "new_test"]
         text = " / ".join(f"{r[s]:.3f}" for s in splits)
-        if all(f"{s}_exact" in r for s in splits):
-            text += " (exact " + " / ".join(f"{r[f'{s}_exact']:.3f}" for s in splits) + ")"
+        for suffix, name in EXACT_COLUMNS.items():
+            if all(f"{s}{suffix}" in r for s in splits):
+                text += f" ({name} " + " / ".join(f"{r[f'{s}{suffix}']:.3f}" for s in splits) + ")"
         return text
 
     columns = list(dict.fromkeys((r["sampler"], r["steps"]) for e in samplers["models"].values()

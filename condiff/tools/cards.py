@@ -25,7 +25,7 @@ from ..runinfo import sha256
 from .commands import MAX_GUIDANCE
 from .results import title
 
-EVALUATOR_TITLE = "Scene evaluator (multi-label classifier)"
+EVALUATOR_TITLE = "Scene evaluator (a classifier with a presence head and a per-object count head)"
 SHIPPED_FILES = (str(INDEX), "unet", "label_encoder", "scheduler", "history.json", "training.json",
                  "config.json", "diffusion_pytorch_model.safetensors")
 RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
@@ -169,6 +169,10 @@ def _facts(info: dict) -> list[tuple[str, object]]:
         facts.append(("parameters", f"{info['parameters']:,}"))
     if "accuracy_on_fresh_scenes" in info:
         facts.append(("top-k accuracy on 2,048 fresh rendered scenes", f"{info['accuracy_on_fresh_scenes']:.4f}"))
+    scenes = {"plain": "1 to 5 distinct objects", "duplicates": "2 to 5 objects with a repeat"}
+    for kind, share in info.get("scene_agreement", {}).items():  # the evaluator's counts against the renderer's
+        facts.append((f"exact scene content (every object, how many) on fresh scenes of {scenes.get(kind, kind)}",
+                      f"{share:.4f}"))
     recipe = info.get("recipe", {})
     if recipe:
         facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if k in recipe)))

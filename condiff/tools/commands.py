@@ -369,8 +369,8 @@ def cmd_evaluate(args) -> None:
     print(f"split: {shorten(str(split))}  sampler: {result['scheduler']} x {result['steps']}  "
           f"guidance: {result['guidance_scale']}")
     print(f"images: {len(result['cases'])}  seconds: {result['seconds']:.1f}")
-    print(f"accuracy: {result['accuracy']:.3f}")
-    print(f"exact-set accuracy: {result['exact_accuracy']:.3f}")
+    print(f"top-k accuracy: {result['accuracy']:.3f}")
+    print(f"exact-scene accuracy: {result['exact_scene_accuracy']:.3f}")
 
 
 def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

@@ -8,10 +8,11 @@ Each variant changes one thing against ``BASELINE`` (notebook 3's time-sum recip
 batch a CPU trains fastest per image) and trains from scratch for the same number of images, the
 learning-rate schedule run to its end. Its EMA snapshots (every ``--snapshot-images``) are scored on
 the full ``test`` and ``new_test`` splits with DDIM-25 at guidance 2: i-CLEVR's top-k accuracy and
-the exact accuracy (the asked objects and nothing else). Run it again to resume: finished runs are
-skipped, an interrupted one continues from its last checkpoint, scored snapshots are not scored
-again (unless the evaluator changed). ``scores.json`` in ``--out`` holds everything measured;
-``--ship`` copies it to ``weights/compare.json`` and writes ``table()`` into the README.
+the exact-scene accuracy (each asked object exactly once and nothing else; ``condiff.evaluate``).
+Run it again to resume: finished runs are skipped, an interrupted one continues from its last
+checkpoint, scored snapshots are not scored again (unless the evaluator changed). ``scores.json``
+in ``--out`` holds everything measured; ``--ship`` copies it to ``weights/compare.json`` and writes
+``table()`` into the README.
 
 Training speed is measured apart (``--speed``), with nothing else running, since runs in the
 background share the CPU with other work and their own clocks say little.
@@ -85,11 +86,12 @@ def score_snapshots(name: str, out: Path, scores: dict, evaluator, evaluator_dig
         for split in SPLITS:
             result = evaluate(pipe, split, guidance_scale=GUIDANCE, scheduler=SAMPLER, num_inference_steps=STEPS,
                               evaluator=evaluator)
-            row[split], row[f"{split}_exact"] = round(result["accuracy"], 4), round(result["exact_accuracy"], 4)
+            row[split] = round(result["accuracy"], 4)
+            row[f"{split}_exact_scene"] = round(result["exact_scene_accuracy"], 4)
         rows[key] = row
         save()
         print(f"{name} at {int(key):,} images: test {row['test']:.3f} / new_test {row['new_test']:.3f} "
-              f"(exact {row['test_exact']:.3f} / {row['new_test_exact']:.3f})", flush=True)
+              f"(exact-scene {row['test_exact_scene']:.3f} / {row['new_test_exact_scene']:.3f})", flush=True)
 
 
 def images_per_second(name: str, steps: int = 6) -> float:
@@ -174,7 +176,7 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
     """The comparison as Markdown: per variant, images/s, top-k at each of ``at``, exact at the last."""
     speeds = scores.get("images_per_second", {})
     head = ["variant", "change", "images/s"] + [f"test / new_test at {n:,} images" for n in at] + \
-           [f"exact at {at[-1]:,}"]
+           [f"exact-scene at {at[-1]:,}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rows in scores.get("runs", {}).items():
         change = ", ".join(f"{k}={v}" for k, v in scores["variants"].get(name, {}).items()) or "-"
@@ -183,6 +185,7 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
             row = rows.get(str(n))
             cells.append(f"{row['test']:.3f} / {row['new_test']:.3f}" if row else "-")
         row = rows.get(str(at[-1]))
-        cells.append(f"{row['test_exact']:.3f} / {row['new_test_exact']:.3f}" if row else "-")
+        cells.append(f"{row['test_exact_scene']:.3f} / {row['new_test_exact_scene']:.3f}"
+                     if row and "test_exact_scene" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

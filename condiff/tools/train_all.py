@@ -10,7 +10,7 @@ For each model, in ``MODELS`` order:
 1. **train** it into ``OUT/NAME`` with ``condiff.train.train`` (a checkpoint every ``max_steps / snapshots``
    steps; ``CURVES`` models keep an EMA snapshot there);
 2. **score** it: ``benchmark.sampler_table`` (the guidance sweep at DDIM-25, then each sampler with guidance
-   off and at the best w, top-k and exact-set accuracy), and store its best guidance in its
+   off and at the best w, top-k and exact-scene accuracy), and store its best guidance in its
    ``model_index.json``; score the snapshots (``benchmark.training_curve``);
 3. **record** it in ``OUT/summary.json``, written whole after every model.
 
