@@ -320,3 +320,20 @@ def test_executed_notebooks_export_as_a_series(tmp_path):
         assert "NBVAL" not in body, f"{name}: a test-runner marker in the shown code"
         code = "\n".join(re.findall(r"```python\n(.*?)```", body, re.DOTALL))
         assert not undefined_names(code), f"{name}: shown code uses names the post never defines"
+        # Only the code reader mode runs: no switches, no smoke-run branches.
+        for dead in ("QUICK", "if TRAIN", "TRAIN =", ".quick()", "tempfile"):
+            assert dead not in code, f"{name}: reader mode never runs {dead!r}, yet the post shows it"
+        # A post's words: no "this notebook", "notebook 3" or "cell" in the prose.
+        words = re.sub(r"\]\([^)]*\)", "]", prose)
+        for wording in (r"\bthis\s+notebook\b", r"\bnotebooks?\s+\d", r"\bcells?\b"):
+            found = re.search(wording, words, re.IGNORECASE)
+            assert not found, f"{name}: notebook wording in a post: {found and found.group()!r}"
+        colab = body.count("colab.research.google.com/github/")
+        assert colab == (0 if name.endswith("00_series.md") else 1), f"{name}: {colab} Colab links, not one"
+        excerpt = fields[name]["excerpt"]
+        assert excerpt and not re.search(r"\]\(|[`$*\\]", excerpt), f"{name}: the excerpt is not plain text: {excerpt}"
+        has_tex = bool(re.search(r"\$[^$\s][^$\n]*\$", prose))
+        assert fields[name].get("math", False) == has_tex, f"{name}: math front matter does not match the maths"
+    intro = texts["2026-11-27-00_series.md"]
+    for maintainer in ("python -m condiff", "2-core", "Made with"):
+        assert maintainer not in intro, f"the intro post carries maintainer text: {maintainer!r}"

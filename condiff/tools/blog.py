@@ -251,10 +251,13 @@ def reader_mode(code: str) -> str:
     return code
 
 
+def _part(m: re.Match) -> str:  # "Notebook 3" -> "Part 3", "notebooks 4" -> "parts 4"
+    return f"{'P' if m.group(1) == 'N' else 'p'}art{m.group(2)}{m.group(3)}{m.group(4)}"
+
+
 _WORDING = [  # a notebook's words -> a post's; applied outside inline code and link targets
-    (re.compile(r"\b([Tt])his notebook\b"), lambda m: f"{m.group(1)}his post"),
-    (re.compile(r"\b([Nn])otebooks (\d)"), lambda m: f"{'P' if m.group(1) == 'N' else 'p'}arts {m.group(2)}"),
-    (re.compile(r"\b([Nn])otebook (\d)"), lambda m: f"{'P' if m.group(1) == 'N' else 'p'}art {m.group(2)}"),
+    (re.compile(r"\b([Tt])his(\s+)notebook\b"), lambda m: f"{m.group(1)}his{m.group(2)}post"),
+    (re.compile(r"\b([Nn])otebook(s?)(\s+)(\d)"), _part),
 ]
 
 
