@@ -6,13 +6,14 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from condiff.tools import tutorial
 
+KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
 
 def test_run_all_prints_progress_per_notebook_and_no_kernel_warning(tmp_path, monkeypatch, capfd):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for stem in ("01_a", "02_b"):
-        nb = new_notebook(cells=[new_code_cell(f"print('ran {stem}')")],
-                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        nb = new_notebook(cells=[new_code_cell(f"print('ran {stem}')")], metadata=KERNELSPEC)
         nbformat.write(nb, folder / f"{stem}.ipynb")
     monkeypatch.setattr(tutorial, "NOTEBOOKS_DIR", folder)
     times = tutorial.run_all(tmp_path / "out")
