@@ -173,6 +173,8 @@ def test_reader_mode_drops_what_the_switches_turn_off():
             "    train(run)\nif QUICK:\n    a = 1\nelif ready:\n    b = 2  # kept\nelse:\n    c = 3\nd = 4\n")
     assert reader_mode(code) == "if ready:\n    b = 2  # kept\nelse:\n    c = 3\nd = 4\n"
     assert reader_mode("TRAIN = False\nprint(TRAIN)\n") == "TRAIN = False\nprint(TRAIN)\n"  # still read: kept
+    assert reader_mode("print(f\"{n} cases{', quick' if QUICK else ''} ({'8' if QUICK else 'all 64'})\")\n") == (
+        'print(f"{n} cases (all 64)")\n')
 
 
 def test_post_wording_and_plain_text():

@@ -248,7 +248,9 @@ def reader_mode(code: str) -> str:
             code = "".join(lines[:first - 1] + kept + lines[last:])
     except SyntaxError:
         return code
-    return code
+    # A replaced field of an f-string, f"{n} scenes{', quick' if QUICK else ''}", leaves a constant: inline it.
+    return "\n".join(re.sub(r"\{'([^'{}]*)'\}|\{\"([^\"{}]*)\"\}", lambda m: m.group(1) or m.group(2) or "", line)
+                     if re.search(r"\bf[\"']", line) else line for line in code.split("\n"))
 
 
 def _part(m: re.Match) -> str:  # "Notebook 3" -> "Part 3", "notebooks 4" -> "parts 4"
