@@ -98,7 +98,7 @@ def _excerpt(nb) -> str:
             text = "\n".join(lines[heading + 1:])
         paragraph = _first_prose(text)
         if paragraph:
-            return plain_text(paragraph)
+            return plain_text(post_wording(paragraph))  # a post's words: the intro lists it
     return ""
 
 
