@@ -230,3 +230,21 @@ def accuracy_curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def loss_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], smooth: int = 50,
+                title: str = "Training loss") -> Figure:
+    """Several runs' losses in one figure: each run's moving average against the step, log y."""
+    if not histories or any(len(h) == 0 for h in histories.values()):
+        raise ValueError("histories must map run names to non-empty histories")
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    for i, (name, history) in enumerate(histories.items()):
+        steps = np.array([h["step"] for h in history], dtype=float)  # (N,)
+        losses = np.array([h["loss"] for h in history], dtype=float)  # (N,)
+        window = max(1, min(smooth, len(losses)))
+        average = np.convolve(losses, np.ones(window) / window, mode="valid")  # (N - window + 1,)
+        ax.plot(steps[window - 1:], average, color=f"C{i}", lw=1.8, label=name)
+    ax.set(yscale="log", xlabel="step", ylabel=f"loss (moving average of {smooth})", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig

@@ -21,7 +21,15 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 import condiff
 from condiff.__main__ import main
-from condiff.tools.blog import BASE_TAGS, export_all, export_post, reader_mode, rewrite_links
+from condiff.tools.blog import (
+    BASE_TAGS,
+    export_all,
+    export_post,
+    plain_text,
+    post_wording,
+    reader_mode,
+    rewrite_links,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NOTEBOOKS_DIR = Path(os.environ.get("CONDIFF_NOTEBOOKS_DIR", Path(__file__).resolve().parent.parent / "notebooks"))
@@ -34,14 +42,17 @@ TITLE_CELL = """# 9. A test post
 **Series:** [1. Unconditional DDPM](01_unconditional_ddpm.ipynb) · **9. A test post**
 
 A first paragraph with "quotes", a colon: here, a back\\slash and *emphasis*,
-spread over two lines.
+spread over two lines, with maths $\\beta_t$ and [a link](https://example.org).
 
 A second paragraph, not the excerpt."""
-EXCERPT = ('A first paragraph with "quotes", a colon: here, a back\\slash and *emphasis*, '
-           "spread over two lines.")
+EXCERPT = ('A first paragraph with "quotes", a colon: here, a back\\slash and emphasis, '
+           "spread over two lines, with maths β_t and a link.")  # plain text
 SETUP_CODE = 'import sys\nif "google.colab" in sys.modules:\n    print("SETUP-ONLY-MARKER")\nQUICK = False'
 PLOT_CODE = ('# NBVAL_CHECK_OUTPUT\nsteps = 5 if QUICK else 25\n'
              'plot_something(steps, title="A figure title")  # a comment')
+TRAIN_CODE = ('TRAIN = False  # True: train it\nif TRAIN:\n    out = Path("runs") / "x"\n    train(out)\n'
+              'if QUICK:  # the smoke run\n    import tempfile\n    train(tempfile.mkdtemp())\n')
+WORDS = "This notebook builds on [notebook 1](01_unconditional_ddpm.ipynb); notebooks 4 and 5 follow."
 
 
 def png_bytes() -> bytes:
@@ -61,7 +72,8 @@ def write_notebook(path: Path, executed: bool = True) -> Path:
             "image/png": base64.b64encode(png_bytes()).decode("ascii"), "text/plain": "<Figure size 100x100>"})]
     nb = new_notebook(cells=[new_markdown_cell(TITLE_CELL), new_markdown_cell("## Set-up\nThis cell installs."),
                              new_code_cell(SETUP_CODE, execution_count=1 if executed else None),
-                             plot, new_markdown_cell("The end, see [the cards](../weights/README.md).")],
+                             plot, new_markdown_cell(WORDS), new_code_cell(TRAIN_CODE),
+                             new_markdown_cell("The end, see [the cards](../weights/README.md).")],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                 "language_info": {"name": "python"}})
     nbformat.validate(nb)
@@ -104,7 +116,7 @@ def test_export_post_writes_markdown_with_front_matter(notebook, tmp_path):
     assert post == tmp_path / "posts" / "2026-11-27-09_test_post.md" and post.is_file()
     fields = front_matter(post.read_text(encoding="utf-8"))
     assert fields == {"title": "9. A test post", "date": "2026-11-27", "tags": [*BASE_TAGS, "test-post"],
-                      "excerpt": EXCERPT}
+                      "excerpt": EXCERPT, "math": True}
 
 
 def test_figures_are_files_the_markdown_links_to(notebook, tmp_path):
@@ -127,9 +139,14 @@ def test_body_keeps_code_and_prose_but_not_the_setup_cell(notebook, tmp_path):
 
 
 def test_post_reads_as_a_post(notebook, tmp_path):
-    body = export_post(notebook, tmp_path, date="2026-11-27").read_text(encoding="utf-8").split("---\n", 2)[2]
+    text = export_post(notebook, tmp_path, date="2026-11-27").read_text(encoding="utf-8")
+    body = text.split("---\n", 2)[2]
     assert "# 9. A test post" not in body  # the title is in the front matter only
     assert "steps = 25\n" in body and "QUICK" not in body  # reader-mode code, comments kept
+    assert "TRAIN" not in body and "tempfile" not in body and "train(" not in body  # no dead branches
+    assert "This post builds on [part 1](" in body and "parts 4 and 5 follow" in body
+    assert body.count("colab.research.google.com") == 1  # the install note's link, not the badge too
+    assert front_matter(text)["math"] is True  # the excerpt's $\\beta_t$
     assert "# a comment" in body and "NBVAL" not in body
     assert "![A figure title](09_test_post_files/" in body and "![png]" not in body
     assert f"]({condiff.REPO_URL}/blob/main/weights/README.md)" in body  # repository links are absolute
@@ -146,9 +163,25 @@ def test_rewrite_links_between_posts_and_to_the_repository():
 
 
 def test_reader_mode_keeps_the_full_run_and_the_layout():
-    code = "n = 8 if QUICK else 32  # cases\nif TRAIN or QUICK:\n    f(3 if QUICK else (4 if x else 5))\n"
-    assert reader_mode(code) == "n = 32  # cases\nif TRAIN:\n    f(4 if x else 5)\n"
+    code = "n = 8 if QUICK else 32  # cases\nf(3 if QUICK else (4 if x else 5))\n"
+    assert reader_mode(code) == "n = 32  # cases\nf(4 if x else 5)\n"
     assert reader_mode("not python (") == "not python ("
+
+
+def test_reader_mode_drops_what_the_switches_turn_off():
+    code = ("TRAIN = False  # the switch\nif TRAIN or QUICK:\n    run = recipe if TRAIN else recipe.quick()\n"
+            "    train(run)\nif QUICK:\n    a = 1\nelif ready:\n    b = 2  # kept\nelse:\n    c = 3\nd = 4\n")
+    assert reader_mode(code) == "if ready:\n    b = 2  # kept\nelse:\n    c = 3\nd = 4\n"
+    assert reader_mode("TRAIN = False\nprint(TRAIN)\n") == "TRAIN = False\nprint(TRAIN)\n"  # still read: kept
+    assert reader_mode("print(f\"{n} cases{', quick' if QUICK else ''} ({'8' if QUICK else 'all 64'})\")\n") == (
+        'print(f"{n} cases (all 64)")\n')
+
+
+def test_post_wording_and_plain_text():
+    assert post_wording("This notebook, [notebook 3](03_a.ipynb), notebooks 4 and 5, `notebook 2`") == (
+        "This post, [part 3](03_a.ipynb), parts 4 and 5, `notebook 2`")
+    assert plain_text("The $\\beta_1 \\dots \\beta_T$ of [Ho et al.](https://x.org), *what* and `t`") == (
+        "The β_1 ... β_T of Ho et al., what and t")
 
 
 def test_default_date_is_today(notebook, tmp_path):
@@ -182,7 +215,9 @@ def test_export_all_opens_with_an_intro_post_from_the_readme(tmp_path):
     folder.mkdir()
     write_notebook(folder / "01_a_a.ipynb")
     (tmp_path / "README.md").write_text("# My series\n\nWhat it is about, in [the package](condiff/).\n\n"
-                                        "![a picture](nbs/images/x.png)\n\n## Later\n\nNot in the intro.\n")
+                                        "![a picture](nbs/images/x.png)\n\n*A caption. Made with `python -m "
+                                        "condiff sample --out a.png`, on the 2-core CPU.*\n\n## Later\n\n"
+                                        "Not in the intro.\n")
     intro, post = export_all(folder, tmp_path / "out", date="2026-01-02")
     assert intro.name == "2026-01-02-00_series.md" and post.name == "2026-01-09-01_a_a.md"
     text = intro.read_text(encoding="utf-8")
@@ -190,6 +225,7 @@ def test_export_all_opens_with_an_intro_post_from_the_readme(tmp_path):
     assert f"[the package]({condiff.REPO_URL}/tree/main/condiff)" in text
     assert f"]({condiff.REPO_URL}/raw/main/nbs/images/x.png)" in text
     assert "- [9. A test post](2026-01-09-01_a_a.md): A first paragraph" in text
+    assert "*A caption.*" in text and "Made with" not in text and "2-core" not in text  # no maintainer text
 
 
 def test_cli_blog_prints_each_written_path(notebook, tmp_path, capsys):
@@ -286,3 +322,20 @@ def test_executed_notebooks_export_as_a_series(tmp_path):
         assert "NBVAL" not in body, f"{name}: a test-runner marker in the shown code"
         code = "\n".join(re.findall(r"```python\n(.*?)```", body, re.DOTALL))
         assert not undefined_names(code), f"{name}: shown code uses names the post never defines"
+        # Only the code reader mode runs: no switches, no smoke-run branches.
+        for dead in ("QUICK", "if TRAIN", "TRAIN =", ".quick()", "tempfile"):
+            assert dead not in code, f"{name}: reader mode never runs {dead!r}, yet the post shows it"
+        # A post's words: no "this notebook", "notebook 3" or "cell" in the prose.
+        words = re.sub(r"\]\([^)]*\)", "]", prose)
+        for wording in (r"\bthis\s+notebook\b", r"\bnotebooks?\s+\d", r"\bcells?\b"):
+            found = re.search(wording, words, re.IGNORECASE)
+            assert not found, f"{name}: notebook wording in a post: {found and found.group()!r}"
+        colab = body.count("colab.research.google.com/github/")
+        assert colab == (0 if name.endswith("00_series.md") else 1), f"{name}: {colab} Colab links, not one"
+        excerpt = fields[name]["excerpt"]
+        assert excerpt and not re.search(r"\]\(|[`$*\\]", excerpt), f"{name}: the excerpt is not plain text: {excerpt}"
+        has_tex = bool(re.search(r"\$[^$\s][^$\n]*\$", prose))
+        assert fields[name].get("math", False) == has_tex, f"{name}: math front matter does not match the maths"
+    intro = texts["2026-11-27-00_series.md"]
+    for maintainer in ("python -m condiff", "2-core", "Made with"):
+        assert maintainer not in intro, f"the intro post carries maintainer text: {maintainer!r}"

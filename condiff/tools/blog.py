@@ -15,9 +15,17 @@ A post reads as a post, not as a notebook:
   absolute URLs under ``condiff.REPO_URL``;
 - the Colab set-up cell (the first code cell mentioning ``google.colab``) and a set-up heading above it
   become a one-line install note;
-- the shown code is the reader-mode code: ``A if QUICK else B`` reads ``B`` and ``TRAIN or QUICK`` reads
-  ``TRAIN`` (``QUICK`` is the notebooks' smoke-test switch, defined in the set-up cell);
-- figures get their title (the ``title=`` of the plotting call, else the section heading) as alt text.
+- the shown code is only the code reader mode runs: ``QUICK`` (the notebooks' smoke-test switch, defined in
+  the set-up cell) and ``TRAIN`` (the notebooks' training switch, off by default) read as False, so
+  ``A if QUICK else B`` reads ``B``, ``if TRAIN:`` and ``if QUICK:`` blocks go (their ``else`` stays), the
+  ``TRAIN = False`` switch goes once nothing reads it, and a code cell left empty goes;
+- the words are a post's: "this notebook" reads "this post", "notebook 3" reads "part 3";
+- one Colab link: the install note's (the title cell's badge goes);
+- figures get their title (the ``title=`` of the plotting call, else the section heading) as alt text;
+- the excerpt is plain text (no Markdown, no TeX), and a post with TeX maths (``$...$``) gets ``math: true``
+  in its front matter, the switch that Jekyll themes such as Chirpy and al-folio read to load MathJax or
+  KaTeX (other sites must load one of them in their layout).
+The intro post leaves out the README's maintainer sentences (how a figure was made, on which machine).
 Execute the notebooks first: a notebook without outputs is refused.
 """
 from __future__ import annotations
@@ -75,7 +83,7 @@ def _first_prose(text: str) -> str:
 
 
 def _excerpt(nb) -> str:
-    """The first prose paragraph after the title, on one line ("" when there is none)."""
+    """The first prose paragraph after the title, as plain text on one line ("" when there is none)."""
     seen_title = False
     for cell in nb.cells:
         if cell.cell_type != "markdown":
@@ -90,7 +98,7 @@ def _excerpt(nb) -> str:
             text = "\n".join(lines[heading + 1:])
         paragraph = _first_prose(text)
         if paragraph:
-            return paragraph
+            return plain_text(post_wording(paragraph))  # a post's words: the intro lists it
     return ""
 
 
@@ -169,16 +177,15 @@ def install_note(notebook_name: str) -> str:
             f"or [open it in Colab]({colab}/notebooks/{notebook_name}).*")
 
 
-def reader_mode(code: str) -> str:
-    """``A if QUICK else B`` -> ``B`` and ``X or QUICK`` -> ``X``: the code as reader mode runs it.
+OFF = ("QUICK", "TRAIN")  # the notebooks' switches, both False in reader mode
 
-    Edits the text at the expressions' positions, so comments and layout stay as written; code that does
-    not parse is returned unchanged.
-    """
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return code
+
+def _is_off(node) -> bool:
+    return (isinstance(node, ast.Name) and node.id in OFF) or (isinstance(node, ast.Constant) and node.value is False)
+
+
+def _reader_expressions(code: str, tree) -> str:
+    """``A if QUICK else B`` -> ``B``, ``X or QUICK`` -> ``X`` (and the same for ``TRAIN``), at their positions."""
     lines = code.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
@@ -187,20 +194,132 @@ def reader_mode(code: str) -> str:
     def span(node) -> tuple[int, int]:
         return offsets[node.lineno - 1] + node.col_offset, offsets[node.end_lineno - 1] + node.end_col_offset
 
-    def is_quick(node) -> bool:
-        return isinstance(node, ast.Name) and node.id == "QUICK"
-
     edits = []  # (start, end, replacement)
     for node in ast.walk(tree):
-        if isinstance(node, ast.IfExp) and is_quick(node.test):
+        if isinstance(node, ast.IfExp) and _is_off(node.test):
             edits.append((*span(node), ast.get_source_segment(code, node.orelse)))
-        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and any(map(is_quick, node.values)):
-            kept = [ast.get_source_segment(code, v) for v in node.values if not is_quick(v)]
+        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and any(map(_is_off, node.values)):
+            kept = [ast.get_source_segment(code, v) for v in node.values if not _is_off(v)]
             edits.append((*span(node), " or ".join(kept) if kept else "False"))
     outermost = [e for e in edits if not any(o[0] <= e[0] and e[1] <= o[1] and o != e for o in edits)]
     for start, end, replacement in sorted(outermost, reverse=True):
         code = code[:start] + replacement + code[end:]
     return code
+
+
+def _dead_statement(code: str, tree):
+    """The first statement reader mode never runs, as (first line, last line, replacement lines), or None."""
+    lines = code.splitlines(keepends=True)
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_off(node.test):
+            kept = []
+            if node.orelse:  # the else (or elif) body, moved to the if's indentation
+                body = lines[node.orelse[0].lineno - 1:node.orelse[-1].end_lineno]
+                if isinstance(node.orelse[0], ast.If) and lines[node.orelse[0].lineno - 1].lstrip().startswith("elif"):
+                    first = lines[node.orelse[0].lineno - 1]
+                    body[0] = first.replace("elif", "if", 1)
+                    shift = len(first) - len(first.lstrip()) - node.col_offset
+                else:
+                    shift = node.orelse[0].col_offset - node.col_offset
+                kept = [line[shift:] if line[:shift].strip() == "" else line for line in body]
+            return node.lineno, node.end_lineno, kept
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in OFF and node.targets[0].id not in loaded):
+            return node.lineno, node.end_lineno, []  # the switch itself, once nothing reads it
+    return None
+
+
+def reader_mode(code: str) -> str:
+    """The code as reader mode runs it: ``QUICK`` and ``TRAIN`` read as False and what they switch off goes.
+
+    ``A if QUICK else B`` -> ``B``, ``X or QUICK`` -> ``X``; ``if TRAIN:`` / ``if QUICK:`` blocks are removed
+    (an ``else`` body stays, dedented); ``TRAIN = False`` is removed when nothing else reads ``TRAIN``.
+    Expressions are edited at their positions, so comments and layout stay as written; code that does
+    not parse is returned unchanged.
+    """
+    try:
+        code = _reader_expressions(code, ast.parse(code))
+        while (dead := _dead_statement(code, ast.parse(code))) is not None:
+            first, last, kept = dead
+            lines = code.splitlines(keepends=True)
+            if kept and not kept[-1].endswith("\n"):
+                kept[-1] += "\n"
+            code = "".join(lines[:first - 1] + kept + lines[last:])
+    except SyntaxError:
+        return code
+    # A replaced field of an f-string, f"{n} scenes{', quick' if QUICK else ''}", leaves a constant: inline it.
+    return "\n".join(re.sub(r"\{'([^'{}]*)'\}|\{\"([^\"{}]*)\"\}", lambda m: m.group(1) or m.group(2) or "", line)
+                     if re.search(r"\bf[\"']", line) else line for line in code.split("\n"))
+
+
+def _part(m: re.Match) -> str:  # "Notebook 3" -> "Part 3", "notebooks 4" -> "parts 4"
+    return f"{'P' if m.group(1) == 'N' else 'p'}art{m.group(2)}{m.group(3)}{m.group(4)}"
+
+
+_WORDING = [  # a notebook's words -> a post's; applied outside inline code and link targets
+    (re.compile(r"\b([Tt])his(\s+)notebook\b"), lambda m: f"{m.group(1)}his{m.group(2)}post"),
+    (re.compile(r"\b([Nn])otebook(s?)(\s+)(\d)"), _part),
+]
+
+
+def post_wording(text: str) -> str:
+    """"this notebook" -> "this post", "notebook 3" -> "part 3", "notebooks 4 and 5" -> "parts 4 and 5"."""
+    def words(part: str) -> str:
+        for pattern, replace in _WORDING:
+            part = pattern.sub(replace, part)
+        return part
+
+    pieces = re.split(r"(`[^`\n]*`|\]\([^)\s]*\))", text)  # odd pieces: inline code and link targets
+    return "".join(piece if i % 2 else words(piece) for i, piece in enumerate(pieces))
+
+
+_GREEK = {name: chr(code) for name, code in [
+    ("alpha", 0x3B1), ("beta", 0x3B2), ("gamma", 0x3B3), ("delta", 0x3B4), ("epsilon", 0x3B5),
+    ("theta", 0x3B8), ("lambda", 0x3BB), ("mu", 0x3BC), ("sigma", 0x3C3), ("tau", 0x3C4), ("phi", 0x3C6)]}
+_TEX_WORDS = {**_GREEK, "dots": "...", "ldots": "...", "cdot": "·", "times": "x", "le": "<=", "ge": ">="}
+
+
+def _tex_to_text(tex: str) -> str:
+    """``\\beta_1 \\dots \\beta_T`` -> ``β_1 ... β_T``: TeX commands to plain characters, braces dropped."""
+    text = re.sub(r"\\([A-Za-z]+)", lambda m: _TEX_WORDS.get(m.group(1), ""), tex)
+    return " ".join(re.sub(r"[{}\\]", "", text).split())
+
+
+def plain_text(markdown: str) -> str:
+    """One paragraph of Markdown as plain text: links -> their text, no images, code, emphasis or TeX."""
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", markdown)  # images and badges
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links -> their text
+    text = re.sub(r"\$\$?([^$]+)\$\$?", lambda m: _tex_to_text(m.group(1)), text)  # maths -> characters
+    text = re.sub(r"`([^`]*)`", r"\1", text)  # inline code
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)  # bold
+    text = re.sub(r"(?<![\w*])[*_]([^*_\s][^*_]*?)[*_](?![\w*])", r"\1", text)  # emphasis
+    return " ".join(text.split())
+
+
+_MAINTAINER = re.compile(r"Made with|python -m condiff|2-core")  # how a figure was made, and where
+
+
+def _drop_maintainer_sentences(text: str) -> str:
+    """The README's opening without sentences about how a figure was made (commands, machines)."""
+    codes = []
+
+    def hide(match):  # code spans hold dots that are not sentence ends
+        codes.append(match.group(0))
+        return f"\0{len(codes) - 1}\0"
+
+    def show(piece: str) -> str:
+        return re.sub(r"\0(\d+)\0", lambda m: codes[int(m.group(1))], piece)
+
+    pieces = re.split(r"(?:(?<=[.!?])|(?<=[.!?]\*))(\s+)", re.sub(r"`[^`\n]*`", hide, text))
+    kept = []  # sentences and the spaces after them
+    for sentence, space in zip(pieces[::2], pieces[1::2] + [""]):
+        if not _MAINTAINER.search(show(sentence)):
+            kept += [sentence, space]
+        elif sentence.endswith("*") and not sentence.startswith("*") and kept:  # it closed an emphasis
+            kept[-2] += "*"
+            kept[-1] = space
+    return show("".join(kept)).strip()
 
 
 def _figure_title(source: str) -> str | None:
@@ -249,18 +368,29 @@ def as_post(nb, notebook_name: str, posts: dict[str, str]):
             text = _text(cell.source)
             if not title_done and re.search(r"^# ", text, re.MULTILINE):
                 text = re.sub(r"^# [^\n]*\n*", "", text, count=1, flags=re.MULTILINE)  # the front matter has it
+                text = re.sub(r"^\[!\[Open In Colab\][^\n]*\n*", "", text, flags=re.MULTILINE)  # the note links
                 title_done = True
-            cell.source = rewrite_links(text, posts)
+            cell.source = post_wording(rewrite_links(text, posts))
         elif cell.cell_type == "code":  # reader-mode code, without the test runner's markers (# NBVAL_...)
-            cell.source = reader_mode(re.sub(r"^#\s*NBVAL_\w+[^\n]*\n?", "", _text(cell.source), flags=re.MULTILINE))
+            code = reader_mode(re.sub(r"^#\s*NBVAL_\w+[^\n]*\n?", "", _text(cell.source), flags=re.MULTILINE))
+            cell.source = post_wording(code)
+    nb.cells = [c for c in nb.cells if c.cell_type != "code" or _text(c.source).strip() or c.get("outputs")]
     return nb
 
 
-def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str) -> str:
-    """A YAML block; strings are JSON-quoted (JSON strings are valid YAML), the date is bare so YAML reads a date."""
+def front_matter(title: str, date: dt.date, tags: list[str], excerpt: str, math: bool = False) -> str:
+    """A YAML block; strings are JSON-quoted (JSON strings are valid YAML), the date is bare so YAML reads a date.
+
+    ``math`` adds ``math: true``, which tells the site's theme to load MathJax or KaTeX."""
     dump = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
     return (f"---\ntitle: {dump(title)}\ndate: {date.isoformat()}\ntags: {dump(tags)}\n"
-            f"excerpt: {dump(excerpt)}\n---\n\n")
+            f"excerpt: {dump(excerpt)}\n" + ("math: true\n" if math else "") + "---\n\n")
+
+
+def has_math(markdown: str) -> bool:
+    """True when the text (outside code) holds TeX maths: ``$...$`` or ``$$...$$``."""
+    prose = _CODE.sub("", markdown)
+    return bool(re.search(r"\$\$.+?\$\$|\$[^$\s][^$\n]*\$", prose, re.DOTALL))
 
 
 def export_post(notebook_path, out_dir, date=None, posts: dict[str, str] | None = None) -> Path:
@@ -306,7 +436,7 @@ def export_post(notebook_path, out_dir, date=None, posts: dict[str, str] | None 
     if not any(figures.iterdir()):  # no figures: no empty folder
         figures.rmdir()
 
-    header = front_matter(_title(nb, stem), date, _tags(stem), _excerpt(nb))
+    header = front_matter(_title(nb, stem), date, _tags(stem), _excerpt(nb), math=has_math(body))
     post = out_dir / post_name(stem, date)  # Jekyll publishes _posts/YYYY-MM-DD-name.md
     post.write_text(header + body.lstrip("\n"), encoding="utf-8")
     _remove_older_posts(out_dir, stem, post)
@@ -328,7 +458,7 @@ def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
     title = lines[heading][2:].strip() if heading is not None else "The series"
     start = heading + 1 if heading is not None else 0
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    opening = "\n".join(lines[start:end]).strip()
+    opening = _drop_maintainer_sentences("\n".join(lines[start:end]).strip())
     opening = re.sub(r"(!\[[^\]]*\]\()(?!https?://)([^)\s]+)\)",
                      lambda m: f"{m.group(1)}{REPO_URL}/raw/{BRANCH}/{m.group(2)})", opening)  # images: raw files
     opening = rewrite_links(opening, {}, base="")
@@ -340,7 +470,8 @@ def export_intro(readme_path, out_dir, date, posts: list[Path]) -> Path:
     body = f"{opening}\n\n## The posts\n\n" + "\n".join(items) + (
         f"\n\nThe code, the weights and the notebooks these posts were made from: [{REPO_URL}]({REPO_URL}).\n")
     intro = Path(out_dir) / post_name("00_series", date)
-    intro.write_text(front_matter(title, date, BASE_TAGS, _first_prose(opening)) + body, encoding="utf-8")
+    intro.write_text(front_matter(title, date, BASE_TAGS, plain_text(_first_prose(opening)), math=has_math(body))
+                     + body, encoding="utf-8")
     _remove_older_posts(Path(out_dir), "00_series", intro)
     return intro
 

@@ -4,7 +4,9 @@
     python -m condiff tutorial --inplace    # maintainers: refresh the committed outputs
 
 Each notebook runs top to bottom in a fresh kernel (nbclient), in reader mode (shipped weights,
-no training) unless ``CONDIFF_QUICK=1`` is set.
+no training) unless ``CONDIFF_QUICK=1`` is set. The console shows one line when a notebook starts, one
+with its time when it ends, then the results table: the kernel's own log (its warning about running
+over local TCP, which a reader cannot act on) is kept below ERROR.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from . import REPO_DIR
 from .results import to_markdown
 
 NOTEBOOKS_DIR = REPO_DIR / "notebooks"
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]  # the kernel logs only errors to the console
 
 
 def run_notebook(path: Path, out_path: Path, timeout: int = 900) -> float:
@@ -27,7 +30,7 @@ def run_notebook(path: Path, out_path: Path, timeout: int = 900) -> float:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,10 +49,11 @@ def run_all(out_dir: Path | None = None, names: list[str] | None = None) -> dict
                              f"{', '.join(p.stem for p in paths)} (give a number such as 01, or a name)")
         paths = [p for p in paths if any(p.name.startswith(n) or p.stem == n for n in names)]
     times = {}
-    for path in paths:
+    for number, path in enumerate(paths, 1):
         target = path if out_dir is None else Path(out_dir) / path.name
+        print(f"[{number}/{len(paths)}] {path.name}: running ...", flush=True)
         times[path.name] = run_notebook(path, target)
-        print(f"{path.name}: {times[path.name]:.0f} s", flush=True)
+        print(f"[{number}/{len(paths)}] {path.name}: done in {times[path.name]:.0f} s", flush=True)
     return times
 
 
