@@ -189,7 +189,9 @@ def evaluate(
     # The same modules in a pipeline of its own, with a fresh scheduler: the caller's stays as it was.
     config = pipeline.scheduler.config
     fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
-    pipe = type(pipeline).from_pipe(pipeline, scheduler=fresh)  # the same modules and stored settings
+    # The same modules and stored settings. The unet is passed by name: from_pipe carries over only the
+    # components whose type matches __init__'s annotation, and the unet's is either of two UNet classes.
+    pipe = type(pipeline).from_pipe(pipeline, unet=pipeline.unet, scheduler=fresh)
     steps = pipe.default_steps() if num_inference_steps is None else num_inference_steps
     guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
     check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)
