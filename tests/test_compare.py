@@ -40,7 +40,7 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     for name in ("baseline", "object_tokens"):
         assert set(scores["runs"][name]) == {"64", "128"}  # a snapshot scored at each 64 images
         row = scores["runs"][name]["128"]
-        assert 0 <= row["test"] <= 1 and 0 <= row["new_test_exact"] <= 1
+        assert 0 <= row["test"] <= 1 and 0 <= row["new_test_exact_scene"] <= 1
         assert scores["training"][name]["images_seen"] == 128
     assert json.loads((out / "object_tokens" / "training.json").read_text())["recipe"]["mode"] == "object_tokens"
     assert len(tiny_compare) == 8  # 2 variants x 2 snapshots x 2 splits
@@ -56,7 +56,7 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
 def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
     (tmp_path / "runs").mkdir()
     scores = {"variants": {"baseline": {}}, "runs": {"baseline": {"64000": {
-        "test": 0.1, "new_test": 0.2, "test_exact": 0.0, "new_test_exact": 0.05}}}}
+        "test": 0.1, "new_test": 0.2, "test_exact_scene": 0.0, "new_test_exact_scene": 0.05}}}}
     (tmp_path / "runs" / "scores.json").write_text(json.dumps(scores))
     weights = tmp_path / "weights"
     weights.mkdir()
