@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    mode: str  # unconditional | cross_attention | time_sum | concat
+    mode: str  # unconditional | cross_attention | time_sum | concat | object_tokens
     title: str  # the method's name in tables and cards
     max_objects: int = 3  # 1: one-hot single-object scenes (notebook 2)
     beta_schedule: str = "linear"  # or "squaredcos_cap_v2", the cosine schedule (notebook 5)
@@ -66,7 +66,8 @@ class Recipe:
         return self.with_overrides(max_steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3)
 
 
-# The models of the notebooks, in their order (notebooks 1 to 5).
+# The models of the notebooks, in their order (notebooks 1 to 6). object_tokens is the CPU's recipe: batch 64
+# (the batch a CPU learns most per image at, `python -m condiff compare`), 256,000 images.
 RECIPES = {
     r.name: r
     for r in [
@@ -75,6 +76,8 @@ RECIPES = {
         Recipe("time_sum", "time_sum", "Multi-label, time-sum (linear)"),
         Recipe("concat", "concat", "Multi-label, channel concat (linear)"),
         Recipe("time_sum_cosine", "time_sum", "Multi-label, time-sum (cosine)", beta_schedule="squaredcos_cap_v2"),
+        Recipe("object_tokens", "object_tokens", "Multi-label, one token per object", attention_levels=2,
+               batch_size=64, max_steps=4_000, checkpoint_every=125),
     ]
 }
 

@@ -43,10 +43,10 @@ from tqdm import tqdm
 from .data.iclevr import held_out_combinations
 from .data.scenes import ProceduralScenes, step_generator
 from .models import Denoiser, build_denoiser, count_parameters
-from .pipeline import ConditionalDDPMPipeline
+from .pipeline import ConditionalDDPMPipeline, load_pipeline
 from .recipes import Recipe, get_recipe
 from .runfolder import RunFolder, latest_checkpoint
-from .runinfo import git_commit, hardware
+from .runinfo import git_commit, hardware, weights_digest
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes for the UNet
 # The 4th key of a step's generator for noise, timesteps and label dropout. Not 0: SeedSequence seeds
@@ -92,6 +92,7 @@ def train(
     compile_mode: str | None = None,
     device: str | None = None,
     overwrite_shipped: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train ``recipe`` into ``output_dir``; return the run's summary (also in ``training.json``).
 
@@ -110,11 +111,17 @@ def train(
     The folder is guarded by ``RunFolder`` (condiff/runfolder.py): shipped weights are refused unless
     ``overwrite_shipped``, one run at a time, the pipeline swapped in atomically. A resumed run keeps the
     batch size, learning rate, seed and model (``RESUME_SETTINGS``) it started with: a change raises ``ValueError``.
+
+    ``init_from`` (a pipeline folder of the same model, e.g. ``weights/NAME`` or another run) starts a new run
+    from those weights instead of random ones: a warm restart, with a fresh optimiser, warm-up and schedule.
+    ``training.json`` lists the runs behind those weights as ``legs`` (each leg's command, commit, hardware,
+    steps, images and time) and counts ``images_seen_total``. A resumed run keeps the weights of its checkpoint.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     recipe = recipe.with_overrides(max_steps=max_steps)
     check_train_args(recipe, snapshot_every, device, log_every, compile_mode)
     output_dir = Path(output_dir)
+    start = load_start(init_from) if init_from is not None else None  # refused before any work if unloadable
     commit = git_commit()  # the code this run starts with
     on_gpu = torch.cuda.is_available() and device != "cpu"
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=mixed_precision(recipe, on_gpu, progress))
@@ -127,6 +134,9 @@ def train(
         names = {"label_names": data.label_names} if getattr(data, "label_names", None) is not None else {}
         denoiser = build_denoiser(recipe.mode, **recipe.model_kwargs(), num_labels=data.num_labels,
                                   max_objects=recipe.max_objects, **names)
+        checkpoint = latest_checkpoint(output_dir) if resume else None
+        if start is not None and checkpoint is None:
+            warm_start(denoiser, start, init_from)  # before the EMA, which starts as a copy of these weights
         scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=recipe.beta_schedule)
         params = list(denoiser.parameters())
         optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
@@ -138,9 +148,8 @@ def train(
         #    step) and the run's progress are registered, so save_state / load_state cover them all.
         model, optimizer = accelerator.prepare(denoiser, optimizer)
         run = RunState(step=0, history=[], seconds=0.0, loss_sum=torch.zeros((), device=device),
-                       settings=resume_settings(recipe))
+                       settings=resume_settings(recipe), legs=start["legs"] if start is not None else [])
         accelerator.register_for_checkpointing(ema, lr_schedule, run)
-        checkpoint = latest_checkpoint(output_dir) if resume else None
         if checkpoint is not None:
             load_checkpoint(accelerator, checkpoint)
             check_same_settings(run.settings, recipe, output_dir)
@@ -320,6 +329,34 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
             hook.remove()
 
 
+def load_start(path: str | Path) -> dict:
+    """The weights and the record of the pipeline folder a warm restart starts from (``train(init_from=...)``)."""
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"init_from={str(path)!r} is not a pipeline folder (no model_index.json); give a "
+                                "folder such as weights/NAME or a training run's output folder")
+    pipe = load_pipeline(path)
+    info = json.loads((path / "training.json").read_text()) if (path / "training.json").is_file() else {}
+    leg = {key: info[key] for key in ("command", "commit", "hardware", "steps", "images_seen", "train_seconds")
+           if key in info}
+    if isinstance(info.get("recipe"), dict):
+        leg["recipe"] = info["recipe"].get("name")
+    leg["digest"] = weights_digest(path)  # the starting weights themselves, whatever folder held them
+    return {"pipeline": pipe, "legs": [*info.get("legs", []), leg]}
+
+
+def warm_start(denoiser: Denoiser, start: dict, path) -> None:
+    """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused."""
+    pipe = start["pipeline"]
+    try:
+        denoiser.unet.load_state_dict(pipe.unet.state_dict())
+        if denoiser.encoder is not None:
+            denoiser.encoder.load_state_dict(pipe.label_encoder.state_dict())
+    except (RuntimeError, AttributeError) as error:
+        raise ValueError(f"init_from={str(path)!r} holds another model than recipe {denoiser.mode!r} builds "
+                         f"(mode, size or labels differ): {str(error).splitlines()[0]}") from None
+
+
 def save_ema_pipeline(folder: RunFolder, denoiser: Denoiser, ema: EMAModel, scheduler: DDPMScheduler) -> None:
     """The EMA weights as a pipeline anyone can load, written from a copy: the training model stays as it is."""
     average = copy.deepcopy(denoiser)
@@ -352,6 +389,10 @@ def write_records(folder, recipe, run, denoiser, num_processes, commit, note=Non
         "torch": torch.__version__,
         "seed": recipe.seed,
     }
+    legs = getattr(run, "legs", [])
+    if legs:  # a warm restart: the runs before this one, and the images of all of them
+        summary["legs"] = legs
+        summary["images_seen_total"] = summary["images_seen"] + sum(leg.get("images_seen", 0) for leg in legs)
     if command:
         summary["command"] = command
     if note:

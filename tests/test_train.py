@@ -408,6 +408,28 @@ def test_a_variant_recipe_trains_and_loads(tmp_path):
     assert np.isfinite([h["loss"] for h in json.loads((tmp_path / "history.json").read_text())]).all()
 
 
+def test_a_warm_restart_starts_from_the_given_weights_and_records_its_legs(tmp_path):
+    first = run(tmp_path / "first", resume=False)
+    second = train(TINY, tmp_path / "second", progress=False, init_from=tmp_path / "first")
+    # The first step's loss is that of the trained weights, not of a fresh model's.
+    fresh_loss = history(tmp_path / "first")[0]["loss"]
+    assert history(tmp_path / "second")[0]["loss"] < fresh_loss
+    [leg] = second["legs"]
+    assert leg["steps"] == first["steps"] and leg["recipe"] == "tiny" and len(leg["digest"]) == 64
+    assert second["images_seen_total"] == first["images_seen"] + second["images_seen"]
+    resumed = train(TINY.with_overrides(max_steps=6), tmp_path / "second", progress=False)
+    assert resumed["legs"] == second["legs"]  # the checkpoint keeps the legs; its weights, not init_from's
+
+
+def test_a_warm_restart_from_another_model_is_refused_before_any_work(tmp_path):
+    run(tmp_path / "first", resume=False)
+    with pytest.raises(ValueError, match="holds another model"):
+        train(TINY.with_overrides(mode="concat"), tmp_path / "second", progress=False, init_from=tmp_path / "first")
+    with pytest.raises(FileNotFoundError, match="not a pipeline folder"):
+        train(TINY, tmp_path / "third", progress=False, init_from=tmp_path / "nothing")
+    assert not (tmp_path / "third").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # The GPU step, checked on the CPU: device-drawn data, losses read back in stretches, compile
 # ---------------------------------------------------------------------------------------------

@@ -161,6 +161,12 @@ def _facts(info: dict) -> list[tuple[str, object]]:
         ("images seen", f"{info.get('images_seen', info['steps'] * info.get('batch_size', 0)):,}"),
         ("seed", info["seed"]),
     ]
+    for i, leg in enumerate(info.get("legs", []), 1):  # a warm restart: the runs its starting weights came from
+        facts.append((f"leg {i} (the starting weights, sha256 {leg.get('digest', '?')[:12]})",
+                      f"{leg.get('images_seen', 0):,} images, {leg.get('train_seconds', 0) / 60:.1f} min on "
+                      f"{leg.get('hardware', '?')}, commit {leg.get('commit', '?')}: `{leg.get('command', '?')}`"))
+    if "legs" in info:
+        facts.append(("images seen, all legs", f"{info['images_seen_total']:,}"))
     if "note" in info:
         facts.append(("note", info["note"]))
     if "final_loss" in info:

@@ -197,10 +197,16 @@ def say_how_long(what: str, images: int, steps: int, batches: int, seconds: floa
 
 
 def train_command(args, max_steps: int) -> str:
-    """The command that repeats this training run: the recipe, the total steps and every setting given."""
+    """The command that repeats this training run: the recipe, the total steps and every setting given.
+    An absolute ``--init-from`` keeps only its last two parts (no machine's paths in shipped records; the
+    starting weights are identified by their digest in ``training.json``'s ``legs``)."""
     given = {**{key: getattr(args, key) for key in TRAIN_FLAGS}, "max_steps": max_steps}
-    return " ".join([PROG, "train", args.recipe,
-                     *(f"{TRAIN_FLAGS[key]} {value}" for key, value in given.items() if value is not None)])
+    words = [PROG, "train", args.recipe,
+             *(f"{TRAIN_FLAGS[key]} {value}" for key, value in given.items() if value is not None)]
+    if getattr(args, "init_from", None):
+        start = Path(args.init_from)
+        words.append(f"--init-from {start if not start.is_absolute() else Path('...', *start.parts[-2:])}")
+    return " ".join(words)
 
 
 def keep_run_settings(args, out: Path) -> None:
@@ -239,7 +245,8 @@ def cmd_train(args) -> None:
     summary = train(recipe, out, resume=not args.fresh, stop_after=args.stop_after,
                     snapshot_every=args.snapshot_every, note=args.note,
                     command=train_command(args, recipe.max_steps), log_every=args.log_every,
-                    compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped)
+                    compile_mode=args.compile, device=args.device, overwrite_shipped=args.overwrite_shipped,
+                    init_from=args.init_from)
     if done and done == recipe.max_steps:  # train() checked the run's settings and trained nothing
         print(f"nothing to do: {out} already holds all {done:,} steps of this run (--max-steps {done:,}); "
               "nothing was changed. Give a larger --max-steps to go on, or --fresh to start over")
@@ -395,6 +402,9 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
     p.add_argument("--fresh", action="store_true",
                    help="start over: an existing run in --out is first moved whole to OUT.previous")
+    p.add_argument("--init-from", metavar="FOLDER",
+                   help="start a new run from these weights (a pipeline folder of the same model, e.g. "
+                        "weights/time_sum): a warm restart, recorded as a leg in training.json")
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to be a shipped model's folder (weights/NAME): replaces those weights")
     p.add_argument("--log-every", type=positive, default=50, help="read the loss back every N steps (default 50)")
