@@ -314,7 +314,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> None:
     def load_two_models(models, input_dir):  # Accelerate's load pre-hook: the models it pops are not loaded
         denoiser = accelerator.unwrap_model(models.pop())
         denoiser.unet.load_state_dict(torch.load(checkpoint / "pytorch_model.bin", map_location="cpu"))
-        if denoiser.encoder is not None:
+        if (checkpoint / "pytorch_model_1.bin").is_file():  # the label encoder of a conditional model
             denoiser.encoder.load_state_dict(torch.load(checkpoint / "pytorch_model_1.bin", map_location="cpu"))
 
     two_models = (checkpoint / "pytorch_model.bin").is_file()
@@ -349,10 +349,8 @@ def warm_start(denoiser: Denoiser, start: dict, path) -> None:
     """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused."""
     pipe = start["pipeline"]
     try:
-        denoiser.unet.load_state_dict(pipe.unet.state_dict())
-        if denoiser.encoder is not None:
-            denoiser.encoder.load_state_dict(pipe.label_encoder.state_dict())
-    except (RuntimeError, AttributeError) as error:
+        denoiser.load_state_dict(Denoiser(pipe.unet, pipe.label_encoder).state_dict())
+    except RuntimeError as error:
         raise ValueError(f"init_from={str(path)!r} holds another model than recipe {denoiser.mode!r} builds "
                          f"(mode, size or labels differ): {str(error).splitlines()[0]}") from None
 
