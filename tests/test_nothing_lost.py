@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from test_cli import PNG, check_error, one_thread  # noqa: F401  (one_thread: au
 from test_cli import exit_code as run_cli
 from test_train import REPO, TINY_CLI, child_env
 from test_train import run as train_tiny
-from tiny import TINY
+from tiny import TINY, Killed, dying_replace
 
 import condiff.runfolder
 import condiff.tools.cards
@@ -96,21 +95,21 @@ def time_sum_run(tmp_path, tiny_pipeline_dir) -> Path:
 # Rows 1-4: cards --ship NAME=RUN
 # ---------------------------------------------------------------------------------------------
 
-def test_row1_ship_from_the_target_itself_is_refused_and_keeps_every_file(weights, capsys):
+def test_ship_from_the_target_itself_is_refused_and_keeps_every_file(weights, capsys):
     before = files(weights)
     check_error(["cards", "--ship", f"time_sum={weights / 'time_sum'}"], capsys, "is inside", "shipping a folder")
     check_error(["cards", "--ship", f"time_sum={weights}"], capsys, "error:")
     assert files(weights) == before
 
 
-def test_row2_ship_with_an_empty_name_is_refused_and_keeps_every_file(weights, time_sum_run, capsys):
+def test_ship_with_an_empty_name_is_refused_and_keeps_every_file(weights, time_sum_run, capsys):
     before = files(weights)
     err = check_error(["cards", "--ship", f"={time_sum_run}"], capsys, "--ship takes NAME=RUN_DIR")
     assert "e.g. --ship time_sum=runs/time_sum" in err
     assert files(weights) == before
 
 
-def test_row3_ship_to_a_path_outside_weights_is_refused_and_keeps_every_file(weights, time_sum_run, capsys):
+def test_ship_to_a_path_outside_weights_is_refused_and_keeps_every_file(weights, time_sum_run, capsys):
     notebooks = weights.parent / "notebooks"
     notebooks.mkdir()
     (notebooks / "01_unconditional_ddpm.ipynb").write_text('{"cells": []}')
@@ -122,11 +121,11 @@ def test_row3_ship_to_a_path_outside_weights_is_refused_and_keeps_every_file(wei
     assert files(notebooks) == before and files(weights) == shipped
 
 
-def test_row4_ship_refuses_an_unknown_name_or_another_recipes_run(weights, time_sum_run, tiny_pipeline_dir, tmp_path,
+def test_ship_refuses_an_unknown_name_or_another_recipes_run(weights, time_sum_run, tiny_pipeline_dir, tmp_path,
                                                                   capsys):
     before = files(weights)
     check_error(["cards", "--ship", f"nosuch={time_sum_run}"], capsys, "NAME must be one of",
-                "unconditional, cross_attention, time_sum, concat, time_sum_cosine, evaluator")
+                ", ".join([*RECIPES, "evaluator"]))
     check_error(["cards", "--ship", f"concat={time_sum_run}"], capsys,
                 "is a run of the recipe 'time_sum', not 'concat'")
     nameless = fake_run(tmp_path / "runs" / "nameless", tiny_pipeline_dir, {"mode": "time_sum"})
@@ -140,7 +139,7 @@ def test_row4_ship_refuses_an_unknown_name_or_another_recipes_run(weights, time_
     assert files(weights) == before
 
 
-def test_row4_ship_of_the_recipes_own_run_replaces_the_model_and_writes_its_card(weights, time_sum_run, capsys):
+def test_ship_of_the_recipes_own_run_replaces_the_model_and_writes_its_card(weights, time_sum_run, capsys):
     assert run_cli(["cards", "--ship", f"time_sum={time_sum_run}"]) == 0
     shipped = files(weights / "time_sum")
     assert shipped.pop("README.md").startswith(b"---")  # the new card
@@ -149,24 +148,14 @@ def test_row4_ship_of_the_recipes_own_run_replaces_the_model_and_writes_its_card
     assert [p.name for p in weights.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
 
 
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after it runs."""
-
 
 @pytest.mark.parametrize("kill_at", [1, 2])
 def test_ship_killed_between_its_renames_keeps_the_old_model(weights, time_sum_run, monkeypatch, kill_at):
     """The new folder is renamed into place whole; the old one is set aside first and put back by the next ship."""
     old_model = files(weights / "time_sum")
-    replace, calls = os.replace, []
-
-    def dying_replace(source, target):
-        calls.append(target)
-        if len(calls) == kill_at:
-            raise Killed
-        return replace(source, target)
-
+    calls = []
     with monkeypatch.context() as patch:
-        patch.setattr(condiff.tools.cards.os, "replace", dying_replace)
+        patch.setattr(condiff.tools.cards.os, "replace", dying_replace(kill_at, calls))
         with pytest.raises(Killed):
             ship(time_sum_run, "time_sum", weights)
     kept = [files(p) for p in weights.iterdir() if p.is_dir() and files(p) == old_model]
@@ -181,7 +170,7 @@ def test_ship_killed_between_its_renames_keeps_the_old_model(weights, time_sum_r
 # Row 5: train deletes only what it made
 # ---------------------------------------------------------------------------------------------
 
-def test_row5_train_into_a_folder_of_other_files_is_refused_and_keeps_every_file(tmp_path, capsys, tiny_cli):
+def test_train_into_a_folder_of_other_files_is_refused_and_keeps_every_file(tmp_path, capsys, tiny_cli):
     folder = tmp_path / "mine"
     (folder / "drafts").mkdir(parents=True)
     (folder / "notes.tmp").write_text("my notes")
@@ -197,7 +186,7 @@ def test_row5_train_into_a_folder_of_other_files_is_refused_and_keeps_every_file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # nothing moved aside either
 
 
-def test_row5_a_run_folder_is_cleaned_of_its_own_temporary_names_only(tmp_path, tiny_cli):
+def test_a_run_folder_is_cleaned_of_its_own_temporary_names_only(tmp_path, tiny_cli):
     out = tmp_path / "run"
     train_tiny(out, stop_after=2)
     (out / "checkpoint-000002.tmp").mkdir()  # what a killed save leaves
@@ -249,20 +238,13 @@ FIRST_SAVE_WRITES = 10  # the set-aside, the pipeline's 6 files, the checkpoint,
 
 
 @pytest.mark.parametrize("kill_at", range(1, FIRST_SAVE_WRITES + 1))
-def test_row7_fresh_killed_at_any_write_keeps_records_and_pipeline_together(finished_run, tmp_path, monkeypatch,
+def test_fresh_killed_at_any_write_keeps_records_and_pipeline_together(finished_run, tmp_path, monkeypatch,
                                                                             tiny_cli, kill_at):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     old = files(out)
-    replace, calls = os.replace, []
-
-    def dying_replace(source, target):
-        calls.append(target)
-        if len(calls) == kill_at:
-            raise Killed
-        return replace(source, target)
-
-    monkeypatch.setattr(condiff.runfolder.os, "replace", dying_replace)
+    calls = []
+    monkeypatch.setattr(condiff.runfolder.os, "replace", dying_replace(kill_at, calls))
     from condiff.tools.commands import main
 
     with pytest.raises(Killed):
@@ -271,7 +253,7 @@ def test_row7_fresh_killed_at_any_write_keeps_records_and_pipeline_together(fini
     check_fresh_run_records(out, old)
 
 
-def test_row7_fresh_sigkilled_during_its_first_save(finished_run, tmp_path):
+def test_fresh_sigkilled_during_its_first_save(finished_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     old = files(out)
@@ -311,7 +293,7 @@ def interrupt_on_call(monkeypatch, n: int) -> None:
     monkeypatch.setattr(ConditionalDDPMPipeline, "__call__", interrupting)
 
 
-def test_row10_ctrl_c_during_sample_says_nothing_was_written(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_during_sample_says_nothing_was_written(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     interrupt_on_call(monkeypatch, 1)
     assert run_cli(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--steps", 1,
                     "--out", tmp_path / "x.png"]) == 130
@@ -320,7 +302,7 @@ def test_row10_ctrl_c_during_sample_says_nothing_was_written(tiny_pipeline_dir, 
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
-def test_row10_ctrl_c_during_a_long_sample_keeps_the_parts_written(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_during_a_long_sample_keeps_the_parts_written(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(condiff.tools.commands, "PART_IMAGES", 2)
     monkeypatch.setattr(condiff.tools.commands, "GRID_CAPTIONS", 1)
     interrupt_on_call(monkeypatch, 2)
@@ -332,7 +314,7 @@ def test_row10_ctrl_c_during_a_long_sample_keeps_the_parts_written(tiny_pipeline
     assert (tmp_path / "x-part1.png").read_bytes()[:8] == PNG
 
 
-def test_row10_ctrl_c_during_train_names_the_checkpoint_kept(tmp_path):
+def test_ctrl_c_during_train_names_the_checkpoint_kept(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", "400"], cwd=REPO,
                             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -360,7 +342,7 @@ def test_row10_ctrl_c_during_train_names_the_checkpoint_kept(tmp_path):
 # Rows 11-17: output paths and inputs checked before any work
 # ---------------------------------------------------------------------------------------------
 
-def test_row11_sample_into_weights_is_refused(weights, tiny_pipeline_dir, capsys, no_sampling):
+def test_sample_into_weights_is_refused(weights, tiny_pipeline_dir, capsys, no_sampling):
     before = files(weights)
     for out in (weights / "time_sum", weights / "time_sum" / "grid.png", weights / "new.png"):
         check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--out", out], capsys,
@@ -368,7 +350,7 @@ def test_row11_sample_into_weights_is_refused(weights, tiny_pipeline_dir, capsys
     assert files(weights) == before
 
 
-def test_row12_deeply_nested_labels_file_is_a_clear_error(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_deeply_nested_labels_file_is_a_clear_error(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
     err = check_error(["sample", "--weights", tiny_pipeline_dir, "--labels-file", path, "--out", tmp_path / "x.png"],
@@ -376,7 +358,7 @@ def test_row12_deeply_nested_labels_file_is_a_clear_error(tiny_pipeline_dir, tmp
     assert "RecursionError" not in err
 
 
-def test_row13_missing_labels_file_says_it_takes_a_file_path(tiny_pipeline_dir, tmp_path, capsys, monkeypatch,
+def test_missing_labels_file_says_it_takes_a_file_path(tiny_pipeline_dir, tmp_path, capsys, monkeypatch,
                                                              no_sampling):
     monkeypatch.chdir(tmp_path)
     err = check_error(["sample", "--weights", tiny_pipeline_dir, "--labels-file", "test", "--out", "x.png"], capsys,
@@ -384,7 +366,7 @@ def test_row13_missing_labels_file_says_it_takes_a_file_path(tiny_pipeline_dir, 
     assert "use one of test" not in err
 
 
-def test_row14_evaluate_refuses_split_with_labels_file(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys,
+def test_evaluate_refuses_split_with_labels_file(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys,
                                                        no_sampling):
     labels = tmp_path / "labels.json"
     labels.write_text('[["red cube"]]')
@@ -392,7 +374,7 @@ def test_row14_evaluate_refuses_split_with_labels_file(tiny_pipeline_dir, evalua
                  "--labels-file", labels], capsys, "give --split or --labels-file, not both")
 
 
-def test_row15_tutorial_names_the_notebooks_when_a_pattern_matches_none(capsys, monkeypatch):
+def test_tutorial_names_the_notebooks_when_a_pattern_matches_none(capsys, monkeypatch):
     from condiff.tools import tutorial
 
     def fail(*args, **kwargs):
@@ -404,7 +386,7 @@ def test_row15_tutorial_names_the_notebooks_when_a_pattern_matches_none(capsys, 
     check_error(["tutorial", "01", "nosuch"], capsys, "no notebook matches 'nosuch'")
 
 
-def test_row16_benchmark_refuses_an_empty_or_missing_folder(tmp_path, capsys):
+def test_benchmark_refuses_an_empty_or_missing_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     check_error(["benchmark", "--samplers", tmp_path / "empty"], capsys, "holds no model folder")
     check_error(["benchmark", "--samplers", tmp_path / "missing"], capsys, "does not exist")
@@ -412,7 +394,7 @@ def test_row16_benchmark_refuses_an_empty_or_missing_folder(tmp_path, capsys):
     check_error(["benchmark", "--curve", tmp_path / "empty"], capsys, "holds no snapshots")
 
 
-def test_row17_benchmark_json_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch):
+def test_benchmark_json_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch):
     from condiff.tools import benchmark
 
     def fail(*args, **kwargs):
@@ -431,7 +413,7 @@ def test_row17_benchmark_json_is_checked_before_the_benchmark(tmp_path, capsys, 
 # Row 18: nothing to do is said
 # ---------------------------------------------------------------------------------------------
 
-def test_row18_train_past_a_finished_run_says_nothing_to_do(finished_run, tmp_path, capsys, tiny_cli):
+def test_train_past_a_finished_run_says_nothing_to_do(finished_run, tmp_path, capsys, tiny_cli):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = files(out)
@@ -446,7 +428,7 @@ def test_row18_train_past_a_finished_run_says_nothing_to_do(finished_run, tmp_pa
 # Rows 19-20: a file where a folder is needed, a full disk: named
 # ---------------------------------------------------------------------------------------------
 
-def test_row19_a_file_where_a_folder_is_needed_is_named(tiny_pipeline_dir, tmp_path, capsys, tiny_cli, no_sampling):
+def test_a_file_where_a_folder_is_needed_is_named(tiny_pipeline_dir, tmp_path, capsys, tiny_cli, no_sampling):
     afile = tmp_path / "afile"
     afile.write_text("keep me")
     err = check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--out", f"{afile}/"],
@@ -457,7 +439,7 @@ def test_row19_a_file_where_a_folder_is_needed_is_named(tiny_pipeline_dir, tmp_p
     assert "Errno" not in err and afile.read_text() == "keep me"
 
 
-def test_row20_disk_full_while_sampling_names_the_file(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+def test_disk_full_while_sampling_names_the_file(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     from matplotlib.figure import Figure
 
     def full(self, path, *args, **kwargs):
@@ -471,7 +453,7 @@ def test_row20_disk_full_while_sampling_names_the_file(tiny_pipeline_dir, tmp_pa
     assert list(tmp_path.iterdir()) == []  # no half-written PNG
 
 
-def test_row20_disk_full_at_the_first_save_says_what_was_written(tmp_path, monkeypatch):
+def test_disk_full_at_the_first_save_says_what_was_written(tmp_path, monkeypatch):
     from condiff.runfolder import RunFolderError
 
     save = torch.save
@@ -496,7 +478,7 @@ def test_row20_disk_full_at_the_first_save_says_what_was_written(tmp_path, monke
 # Row 21: blog replaces its own earlier post of a notebook
 # ---------------------------------------------------------------------------------------------
 
-def test_row21_blog_exported_again_replaces_the_earlier_post(tmp_path, capsys):
+def test_blog_exported_again_replaces_the_earlier_post(tmp_path, capsys):
     from test_blog import write_notebook
 
     notebook = write_notebook(tmp_path / "09_test_post.ipynb")
@@ -513,7 +495,7 @@ def test_row21_blog_exported_again_replaces_the_earlier_post(tmp_path, capsys):
 # Row 22: long work says so, and writes as it goes
 # ---------------------------------------------------------------------------------------------
 
-def test_row22_long_sample_says_how_long_and_writes_parts(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+def test_long_sample_says_how_long_and_writes_parts(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     for name, value in [("PART_IMAGES", 4), ("GRID_CAPTIONS", 2), ("LONG_WORK_SECONDS", 0), ("PROBE_IMAGE_STEPS", 0)]:
         monkeypatch.setattr(condiff.tools.commands, name, value)
     out = tmp_path / "many.png"
@@ -526,7 +508,7 @@ def test_row22_long_sample_says_how_long_and_writes_parts(tiny_pipeline_dir, tmp
     assert f"wrote 10 images to {tmp_path / 'many-part1.png'} ... {tmp_path / 'many-part3.png'}" in lines[-1]
 
 
-def test_row22_long_evaluate_says_how_long_first(tiny_pipeline_dir, evaluator_dir, capsys, monkeypatch):
+def test_long_evaluate_says_how_long_first(tiny_pipeline_dir, evaluator_dir, capsys, monkeypatch):
     for name, value in [("LONG_WORK_SECONDS", 0), ("PROBE_IMAGE_STEPS", 0)]:
         monkeypatch.setattr(condiff.tools.commands, name, value)
     assert run_cli(["evaluate", "--weights", tiny_pipeline_dir, "--evaluator", evaluator_dir, "--split", "single",

@@ -55,7 +55,7 @@ def labels_file(tmp_path, n: int, name: str = "labels.json"):
     return path
 
 
-def test_case2_sample_streams_batches_and_writes_a_mosaic(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+def test_sample_streams_batches_and_writes_a_mosaic(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     sizes = []
     call = ConditionalDDPMPipeline.__call__
 
@@ -72,7 +72,7 @@ def test_case2_sample_streams_batches_and_writes_a_mosaic(tiny_pipeline_dir, tmp
     assert f"wrote 70 images to {out}" in capsys.readouterr().out
 
 
-def test_case2_evaluate_in_batches_matches_one_batch(tiny_pipeline_dir, evaluator_dir):
+def test_evaluate_in_batches_matches_one_batch(tiny_pipeline_dir, evaluator_dir):
     pipe, judge = load_pipeline(tiny_pipeline_dir), load_evaluator(evaluator_dir)
     whole = evaluate(pipe, "new_test", num_inference_steps=2, evaluator=judge, limit=12, batch_size=64)
     parts = evaluate(pipe, "new_test", num_inference_steps=2, evaluator=judge, limit=12, batch_size=5,
@@ -101,7 +101,7 @@ def peak_rss_mb(argv) -> float:
     return int(re.search(r"peak_rss_kb (\d+)", done.stdout).group(1)) / 1024
 
 
-def test_case2_evaluate_peak_memory_does_not_grow_with_the_scenes(evaluator_dir, tmp_path):
+def test_evaluate_peak_memory_does_not_grow_with_the_scenes(evaluator_dir, tmp_path):
     from diffusers import DDPMScheduler
 
     from condiff.models import build_models
@@ -128,7 +128,7 @@ def test_case2_evaluate_peak_memory_does_not_grow_with_the_scenes(evaluator_dir,
     ("--steps", "-5", "argument --steps: must be a whole number from 1 to 1,000"),
     ("--steps", "0", "got '0'"),
 ])
-def test_case3_no_silent_garbage(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys, no_sampling,
+def test_no_silent_garbage(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys, no_sampling,
                                  command, option, value, fragment):
     extra = ["--labels", "red cube", "--out", tmp_path / "x.png"] if command == "sample" else \
         ["--evaluator", evaluator_dir]
@@ -136,7 +136,7 @@ def test_case3_no_silent_garbage(tiny_pipeline_dir, evaluator_dir, tmp_path, cap
     assert not (tmp_path / "x.png").exists()
 
 
-def test_case3_library_calls_refuse_the_same_values(tiny_pipeline_dir, evaluator_dir, no_sampling):
+def test_library_calls_refuse_the_same_values(tiny_pipeline_dir, evaluator_dir, no_sampling):
     pipe, judge = load_pipeline(tiny_pipeline_dir), load_evaluator(evaluator_dir)
     with pytest.raises(ValueError, match="num_inference_steps must be a whole number from 1 to 1000"):
         evaluate(pipe, "test", num_inference_steps=0, evaluator=judge)
@@ -144,7 +144,7 @@ def test_case3_library_calls_refuse_the_same_values(tiny_pipeline_dir, evaluator
         evaluate(pipe, "test", guidance_scale=float("nan"), num_inference_steps=2, evaluator=judge)
 
 
-def test_case3_pipeline_call_checks_its_arguments(tiny_pipeline_dir):
+def test_pipeline_call_checks_its_arguments(tiny_pipeline_dir):
     pipe = load_pipeline(tiny_pipeline_dir)
     with pytest.raises(ValueError, match="num_inference_steps must be a whole number from 1 to 1000"):
         pipe(["red cube"], num_inference_steps=-5)
@@ -158,12 +158,12 @@ def test_case3_pipeline_call_checks_its_arguments(tiny_pipeline_dir):
 # Case 4: an unconditional model checks the labels it ignores, and says it ignores them
 # ---------------------------------------------------------------------------------------------
 
-def test_case4_unconditional_model_checks_labels(unconditional_dir, tmp_path, capsys, no_sampling):
+def test_unconditional_model_checks_labels(unconditional_dir, tmp_path, capsys, no_sampling):
     check_error(["sample", "--weights", unconditional_dir, "--labels", "pink elephant", "--out", tmp_path / "x.png"],
                 capsys, "error:", "unknown label 'pink elephant'")
 
 
-def test_case4_unconditional_model_warns_it_ignores_labels(unconditional_dir, tmp_path, capsys):
+def test_unconditional_model_warns_it_ignores_labels(unconditional_dir, tmp_path, capsys):
     out = tmp_path / "u.png"
     assert run(["sample", "--weights", unconditional_dir, "--labels", "red cube;blue sphere", "--num-images", 3,
                 "--steps", 1, "--out", out]) == 0
@@ -182,7 +182,7 @@ def test_case4_unconditional_model_warns_it_ignores_labels(unconditional_dir, tm
     ("made", "made/samples.png", "is a folder"),  # an existing folder
     ("a/b/c.png", "a/b/c.png", ""),
 ])
-def test_case5_sample_out_is_the_file_written(tiny_pipeline_dir, tmp_path, capsys, given, written, note):
+def test_sample_out_is_the_file_written(tiny_pipeline_dir, tmp_path, capsys, given, written, note):
     (tmp_path / "made").mkdir()
     assert run(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--steps", 1,
                 "--out", f"{tmp_path}/{given}"]) == 0
@@ -192,7 +192,7 @@ def test_case5_sample_out_is_the_file_written(tiny_pipeline_dir, tmp_path, capsy
     assert not (tmp_path / "folder" / ".png").exists() and not (tmp_path / "made.png").exists()
 
 
-def test_case5_unusable_out_fails_before_sampling(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_unusable_out_fails_before_sampling(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     (tmp_path / "file").write_text("not a folder")
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--out", tmp_path / "file/x.png"],
                 capsys, "error: cannot write --out", "file/x.png")
@@ -210,19 +210,19 @@ def test_case5_unusable_out_fails_before_sampling(tiny_pipeline_dir, tmp_path, c
     ("--num-images", "-1", "argument --num-images: must be a whole number >= 1; got '-1'"),
     ("--batch-size", "0", "argument --batch-size: must be a whole number >= 1; got '0'"),
 ])
-def test_case8_bad_counts(tiny_pipeline_dir, tmp_path, capsys, no_sampling, option, value, fragment):
+def test_bad_counts(tiny_pipeline_dir, tmp_path, capsys, no_sampling, option, value, fragment):
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", option, value,
                  "--out", tmp_path / "x.png"], capsys, fragment)
 
 
-def test_case8_labels_file_nested_too_deep(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_labels_file_nested_too_deep(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     path = tmp_path / "deep.json"
     path.write_text('[["red cube"], [["red cube"]]]')
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels-file", path, "--out", tmp_path / "x.png"],
                 capsys, f"error: {path} must hold a JSON list of object lists", 'scene 1 is [["red cube"]]')
 
 
-def test_case8_pipeline_folder_as_evaluator(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_pipeline_folder_as_evaluator(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     check_error(["evaluate", "--weights", tiny_pipeline_dir, "--evaluator", tiny_pipeline_dir / "unet"], capsys,
                 "holds a UNet2DModel, not an evaluator", "--evaluator")
 
@@ -232,7 +232,7 @@ def test_case8_pipeline_folder_as_evaluator(tiny_pipeline_dir, tmp_path, capsys,
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["test", "new_test", "single"])
-def test_case11_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys, monkeypatch, name):
+def test_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_path, capsys, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).write_text('[["red cube"], ["blue sphere"], ["gray cylinder"]]')
     assert load_split(name) == [["red cube"], ["blue sphere"], ["gray cylinder"]]
@@ -253,31 +253,31 @@ def test_case11_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_pa
     ("--seed", str(2**70), "argument --seed: must be a whole number from 0 to 2**32 - 1"),
     ("--learning-rate", "nan", "argument --learning-rate: must be a finite number in (0, 1]"),
 ])
-def test_case12_train_options_are_named(tmp_path, capsys, option, value, fragment):
+def test_train_options_are_named(tmp_path, capsys, option, value, fragment):
     check_error(["train", "time_sum", "--out", tmp_path / "run", option, value], capsys, fragment)
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("value", ["-1", str(2**70)])
-def test_case12_sample_seed_range(tiny_pipeline_dir, tmp_path, capsys, no_sampling, value):
+def test_sample_seed_range(tiny_pipeline_dir, tmp_path, capsys, no_sampling, value):
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "red cube", "--seed", value,
                  "--out", tmp_path / "x.png"], capsys, "argument --seed: must be a whole number from 0 to 2**64 - 1")
 
 
-def test_case12_empty_labels(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_empty_labels(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     err = check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", "", "--out", tmp_path / "x.png"],
                       capsys, "--labels '' holds no scenes")
     assert "give --labels or --labels-file" not in err
 
 
-def test_case12_non_utf8_file_is_named(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_non_utf8_file_is_named(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     path = tmp_path / "latin1.json"
     path.write_bytes('[["red cube", "blue sphère"]]'.encode("latin-1"))
     check_error(["sample", "--weights", tiny_pipeline_dir, "--labels-file", path, "--out", tmp_path / "x.png"],
                 capsys, f"error: {path} is not UTF-8 text")
 
 
-def test_case12_long_input_is_not_echoed_back(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
+def test_long_input_is_not_echoed_back(tiny_pipeline_dir, tmp_path, capsys, no_sampling):
     huge = "red cube," * 15_000  # 135 KB
     err = check_error(["sample", "--weights", tiny_pipeline_dir, "--labels", huge + "pink cube",
                        "--out", tmp_path / "x.png"], capsys, "error:")

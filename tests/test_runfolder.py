@@ -21,7 +21,7 @@ from diffusers import DDPMScheduler
 from filelock import FileLock
 from test_cli import check_error
 from test_train import REPO, TINY_CLI, checkpoint, child_env, history, one_thread, run  # noqa: F401
-from tiny import TINY
+from tiny import TINY, Killed, dying_replace
 
 import condiff.runfolder
 from condiff.pipeline import load_pipeline
@@ -63,7 +63,7 @@ def shipped_copy(folder: Path) -> Path:
     return folder
 
 
-def test_case1_shipped_folder_is_refused(tmp_path, capsys, tiny_cli):
+def test_shipped_folder_is_refused(tmp_path, capsys, tiny_cli):
     shipped = shipped_copy(tmp_path / "shipped")
     before = files(shipped)
     check_error(["train", "tiny", "--out", shipped], capsys, f"refusing to train into {shipped}", "--overwrite-shipped")
@@ -75,7 +75,7 @@ def test_case1_shipped_folder_is_refused(tmp_path, capsys, tiny_cli):
     assert json.loads((shipped / "training.json").read_text())["steps"] == TINY.max_steps
 
 
-def test_case1_weights_folder_is_refused(tmp_path, capsys, monkeypatch, tiny_cli):
+def test_weights_folder_is_refused(tmp_path, capsys, monkeypatch, tiny_cli):
     weights = tmp_path / "weights"  # stands in for the repository's weights/ (never touched by tests)
     (weights / "time_sum").mkdir(parents=True)
     monkeypatch.setattr(condiff.runfolder, "WEIGHTS_DIR", weights)
@@ -125,7 +125,7 @@ def kill_randomly(out: Path, kills: int, steps: int, log: Path, seed: int = 0, w
     return seen
 
 
-def test_case6_random_kills_leave_a_loadable_pipeline(tmp_path):
+def test_random_kills_leave_a_loadable_pipeline(tmp_path):
     out, steps = tmp_path / "run", 400
     seen = kill_randomly(out, kills=4, steps=steps, log=tmp_path / "train.log")
     assert len(seen) == 4 and seen == sorted(seen), seen
@@ -135,11 +135,8 @@ def test_case6_random_kills_leave_a_loadable_pipeline(tmp_path):
     assert leftovers(out) == []
 
 
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after it runs (not even ``except Exception``)."""
 
-
-def test_case6_kill_while_the_pipeline_is_written(tmp_path, monkeypatch):
+def test_kill_while_the_pipeline_is_written(tmp_path, monkeypatch):
     out = tmp_path / "run"
     run(out, stop_after=2)
 
@@ -159,22 +156,14 @@ def test_case6_kill_while_the_pipeline_is_written(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kill_at", range(1, 10))
-def test_case6_kill_between_renames(tmp_path, monkeypatch, kill_at):
+def test_kill_between_renames(tmp_path, monkeypatch, kill_at):
     """Whichever file of the pipeline was being renamed into place, the folder loads."""
-    import os
 
     out = tmp_path / "run"
     run(out, stop_after=2)
-    replace, calls = os.replace, []
-
-    def dying_replace(source, target):
-        calls.append(target)
-        if len(calls) == kill_at:
-            raise Killed
-        return replace(source, target)
-
+    calls = []
     with monkeypatch.context() as patch:
-        patch.setattr(condiff.runfolder.os, "replace", dying_replace)
+        patch.setattr(condiff.runfolder.os, "replace", dying_replace(kill_at, calls))
         with pytest.raises(Killed):
             run(out)
     load_pipeline(out)
@@ -191,7 +180,7 @@ def test_case6_kill_between_renames(tmp_path, monkeypatch, kill_at):
     (OSError(errno.EROFS, "Read-only file system"), "read-only file system"),
     (OSError(errno.EACCES, "Permission denied"), "no permission to write"),
 ], ids=["enospc", "torch-full", "erofs", "eacces"])
-def test_case7_disk_errors_in_words(tmp_path, monkeypatch, error, words):
+def test_disk_errors_in_words(tmp_path, monkeypatch, error, words):
     out = tmp_path / "run"
     save = torch.save
 
@@ -213,7 +202,7 @@ def test_case7_disk_errors_in_words(tmp_path, monkeypatch, error, words):
     load_pipeline(out)
 
 
-def test_case7_read_only_folder_fails_before_training(tmp_path, capsys, monkeypatch, tiny_cli):
+def test_read_only_folder_fails_before_training(tmp_path, capsys, monkeypatch, tiny_cli):
     real_open = condiff.runfolder.os.open
 
     def read_only(path, *args, **kwargs):
@@ -231,7 +220,7 @@ def test_case7_read_only_folder_fails_before_training(tmp_path, capsys, monkeypa
 # Case 9: one run per folder
 # ---------------------------------------------------------------------------------------------
 
-def test_case9_second_run_on_a_folder_is_stopped(tmp_path, capsys, tiny_cli):
+def test_second_run_on_a_folder_is_stopped(tmp_path, capsys, tiny_cli):
     out = tmp_path / "run"
     holder = (f"from condiff.runfolder import RunFolder; folder = RunFolder({str(out)!r}).__enter__(); print('locked', "
               "flush=True); import time; time.sleep(60)")  # holds the folder as a training run does
@@ -253,7 +242,7 @@ def test_case9_second_run_on_a_folder_is_stopped(tmp_path, capsys, tiny_cli):
 # Case 10: a resumed run keeps its batch size (and learning rate and seed)
 # ---------------------------------------------------------------------------------------------
 
-def test_case10_resume_with_another_batch_size_is_refused(tmp_path):
+def test_resume_with_another_batch_size_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     train(TINY.with_overrides(batch_size=4), run_dir, progress=False, stop_after=2)
     with pytest.raises(ValueError, match="was started with --batch-size 4; resuming it with --batch-size 8"):
@@ -261,7 +250,7 @@ def test_case10_resume_with_another_batch_size_is_refused(tmp_path):
     assert checkpoint(run_dir)["step"] == 2
 
 
-def test_case10_cli_resume_keeps_the_run_settings(tmp_path, capsys, tiny_cli):
+def test_cli_resume_keeps_the_run_settings(tmp_path, capsys, tiny_cli):
     from condiff.tools.commands import main
 
     out = tmp_path / "run"

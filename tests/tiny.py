@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,3 +76,20 @@ if __name__ == "__main__":
 
     RECIPES[TINY.name] = TINY  # this process only: the CLI's `train` now accepts "tiny"
     main()
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (not even ``except Exception``)."""
+
+
+def dying_replace(kill_at: int, calls: list):
+    """An ``os.replace`` that dies (``Killed``) at its ``kill_at``-th call; each call's target goes into ``calls``."""
+    replace = os.replace
+
+    def replace_or_die(source, target):
+        calls.append(target)
+        if len(calls) == kill_at:
+            raise Killed
+        return replace(source, target)
+
+    return replace_or_die
