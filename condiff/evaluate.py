@@ -142,6 +142,15 @@ def count_objects(images, evaluator: SceneClassifier | None = None) -> torch.Ten
     return judge(images, evaluator)[1]
 
 
+def scene_errors(counts: torch.Tensor, case: list[str]) -> dict[str, list[str]]:
+    """What one image gets wrong, from its counts ``(24,)`` (``count_objects``) and the asked ``case``: asked
+    objects it lacks (``missing``), objects nobody asked for (``extra``) and asked ones it holds more than
+    once (``repeated``, as ``"red cube x2"``; x3 means 3 or more). All three empty: an exact scene."""
+    found = {OBJECTS[j]: int(counts[j]) for j in counts.nonzero().flatten().tolist()}
+    return {"missing": sorted(set(case) - set(found)), "extra": sorted(set(found) - set(case)),
+            "repeated": [f"{name} x{n}" for name, n in sorted(found.items()) if name in case and n > 1]}
+
+
 def score_logits(logits: torch.Tensor, cases: list[list[str]], counts: torch.Tensor) -> dict:
     """Top-k accuracy (from presence ``logits`` ``(B, 24)``), exact-scene accuracy (from ``counts`` ``(B, 24)``),
     top-k per label and confidence for the asked ``cases``."""

@@ -13,6 +13,7 @@ from condiff.evaluate import (
     exact_scenes,
     judge,
     load_evaluator,
+    scene_errors,
     score_logits,
     topk_mask,
 )
@@ -49,6 +50,18 @@ def test_exact_scene_accuracy_fails_on_duplicates_and_extras_that_topk_ignores()
     counts[1, 1] = counts[2, 20] = 1
     counts[2, 20] = 0  # the duplicate and the extra gone: images 1 and 2 exact
     assert exact_scene_accuracy(counts, labels) == pytest.approx(3 / 4)
+
+
+def test_scene_errors_name_what_an_image_gets_wrong():
+    case = ["red cube", "blue sphere"]
+    counts = names_to_multihot(case).long()  # (24,): exactly the asked scene
+    assert scene_errors(counts, case) == {"missing": [], "extra": [], "repeated": []}
+    counts[OBJECT_TO_INDEX["red cube"]] = 3  # three or more red cubes
+    counts[OBJECT_TO_INDEX["blue sphere"]] = 0  # no blue sphere, a blue cube instead
+    counts[OBJECT_TO_INDEX["blue cube"]] = 1
+    assert scene_errors(counts, case) == {"missing": ["blue sphere"], "extra": ["blue cube"],
+                                          "repeated": ["red cube x3"]}
+    assert scene_errors(torch.zeros(24, dtype=torch.long), case)["missing"] == sorted(case)
 
 
 def test_shipped_evaluator_recognises_real_scenes():
