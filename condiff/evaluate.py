@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from diffusers.utils import logging as diffusers_logging
 from torch import nn
 from tqdm import tqdm
 
@@ -200,7 +201,12 @@ def evaluate(
     fresh = make_scheduler(scheduler, config) if scheduler else type(pipeline.scheduler).from_config(config)
     # The same modules and stored settings. The unet is passed by name: from_pipe carries over only the
     # components whose type matches __init__'s annotation, and the unet's is either of two UNet classes.
-    pipe = type(pipeline).from_pipe(pipeline, unet=pipeline.unet, scheduler=fresh)
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # from_pipe casts every model to float32, which diffusers warns about
+    try:
+        pipe = type(pipeline).from_pipe(pipeline, unet=pipeline.unet, scheduler=fresh)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     steps = pipe.default_steps() if num_inference_steps is None else num_inference_steps
     guidance_scale = pipe.config.guidance_scale if guidance_scale is None else guidance_scale
     check_sampling_args(steps, guidance_scale, config.num_train_timesteps, batch_size=batch_size)

@@ -1,4 +1,4 @@
-"""The five notebooks: valid, executed with figures, no widgets or leaked local paths, and linked as a series.
+"""The six notebooks: valid, executed with figures, no widgets or leaked local paths, and linked as a series.
 
 Static checks on the ``.ipynb`` files; nothing is executed. The output checks expect executed notebooks
 (``jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb``). ``$CONDIFF_NOTEBOOKS_DIR``
@@ -56,11 +56,11 @@ def output_texts(output) -> list[str]:
 notebooks = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 
 
-def test_exactly_the_five_numbered_notebooks():
+def test_exactly_the_six_numbered_notebooks():
     names = [p.name for p in NOTEBOOKS]
-    assert [p.name[:2] for p in NUMBERED] == ["01", "02", "03", "04", "05"], (
-        f"{NOTEBOOKS_DIR} must hold notebooks 01 to 05, one each; it holds {names}")
-    assert len(NOTEBOOKS) == 5, f"{NOTEBOOKS_DIR} holds notebooks beyond 01-05: {names}"
+    assert [p.name[:2] for p in NUMBERED] == ["01", "02", "03", "04", "05", "06"], (
+        f"{NOTEBOOKS_DIR} must hold notebooks 01 to 06, one each; it holds {names}")
+    assert len(NOTEBOOKS) == 6, f"{NOTEBOOKS_DIR} holds notebooks beyond 01-06: {names}"
 
 
 # ---------------------------------------------------------------------------------------------

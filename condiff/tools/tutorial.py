@@ -1,4 +1,4 @@
-"""Run the five notebooks headless, as a reader would, and print the results table.
+"""Run the six notebooks headless, as a reader would, and print the results table.
 
     python -m condiff tutorial              # executes into runs/notebooks/, prints times + table
     python -m condiff tutorial --inplace    # maintainers: refresh the committed outputs
