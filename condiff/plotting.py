@@ -25,7 +25,10 @@ LABEL_FONTSIZE = 8  # row labels and column titles
 # ---------------------------------------------------------------------------------------------
 
 def _wrap(caption: str, scale: float, fontsize: float) -> str:
-    """Wrap a caption to the width of a ``scale``-inch image at ``fontsize``, keeping "red cube" together."""
+    """Wrap a caption to the width of a ``scale``-inch image at ``fontsize``, keeping "red cube" together
+    and each of its lines apart."""
+    if "\n" in caption:
+        return "\n".join(_wrap(line, scale, fontsize) for line in caption.split("\n"))
     width = max(8, int(scale * 124 / fontsize))  # characters per line: 19 at 6.5 pt under a 1-inch image
     if "," not in caption:
         return textwrap.fill(caption, width)
