@@ -35,6 +35,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel, compute_snr
@@ -124,6 +125,7 @@ def train(
     start = load_start(init_from) if init_from is not None else None  # refused before any work if unloadable
     commit = git_commit()  # the code this run starts with
     on_gpu = torch.cuda.is_available() and device != "cpu"
+    AcceleratorState._reset_state()  # Accelerate keeps one precision per process; a process may train fp32, then bf16
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=mixed_precision(recipe, on_gpu, progress))
     with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
         data = data if data is not None else default_data(recipe, accelerator.device)

@@ -29,6 +29,7 @@ from .. import WEIGHTS_DIR
 from ..data.iclevr import load_split
 from ..data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot, parse_objects, shorten
 from ..evaluate import evaluate, load_evaluator
+from ..models import LabelEncoder
 from ..pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from ..plotting import image_grid
 from ..recipes import RECIPES, get_recipe
@@ -152,7 +153,7 @@ def _cases(args, pipe) -> list[list[str]] | None:
                              'and scenes by semicolons, e.g. --labels "red cube,blue sphere;gray cylinder"')
     else:
         return None
-    config = pipe.label_encoder.config if pipe.label_encoder is not None else None
+    config = pipe.label_encoder.config if isinstance(pipe.label_encoder, LabelEncoder) else None
     names, most = (config.label_names, config.max_objects) if config is not None else (OBJECTS, MAX_OBJECTS)
     for i, case in enumerate(cases):
         try:
@@ -312,7 +313,7 @@ def cmd_sample(args) -> None:
     pipe.scheduler = make_scheduler(_sampler(args, pipe), pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)  # one bar over batches instead
     cases = _cases(args, pipe)
-    conditional = pipe.label_encoder is not None
+    conditional = isinstance(pipe.label_encoder, LabelEncoder)  # an unconditional pipeline has no encoder
     if conditional and cases is None:
         raise ValueError("this model is conditional: give --labels or --labels-file")
     scenes = [c for c in cases for _ in range(args.num_images)] if conditional else [None] * args.num_images
@@ -363,7 +364,7 @@ def cmd_evaluate(args) -> None:
     pipe = load_pipeline(args.weights)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
     cases = load_split(split)
-    if pipe.label_encoder is not None:
+    if isinstance(pipe.label_encoder, LabelEncoder):
         probe = type(pipe)(**{**pipe.components, "scheduler": make_scheduler(_sampler(args, pipe),
                                                                               pipe.scheduler.config)},
                            **pipe.parameters)
