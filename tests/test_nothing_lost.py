@@ -316,8 +316,11 @@ def test_ctrl_c_during_a_long_sample_keeps_the_parts_written(tiny_pipeline_dir, 
 
 def test_ctrl_c_during_train_names_the_checkpoint_kept(tmp_path):
     out = tmp_path / "run"
+    # Ctrl-C's default action for the child, even where this suite runs in the background (nohup, `&`),
+    # whose processes inherit SIGINT ignored, and a Python started that way keeps ignoring it.
     proc = subprocess.Popen([*TINY_CLI, "train", "tiny", "--out", str(out), "--max-steps", "400"], cwd=REPO,
-                            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while latest_checkpoint(out) is None:
