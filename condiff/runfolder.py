@@ -181,7 +181,8 @@ class RunFolder:
             raise RunFolderError(f"refusing to train into {self.path}: {reason}")
 
     def __enter__(self) -> RunFolder:
-        self.check()
+        if self.lock is not None:  # the main process checks; the others would race its lock file (see train)
+            self.check()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             if self.lock is not None:  # the main process: other processes of the run neither lock nor clean

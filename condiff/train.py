@@ -99,10 +99,9 @@ def train(
 
     ``data`` is anything with ``batch(step, batch_size, rank)`` (default: procedural scenes).
     ``resume`` continues from the newest ``output_dir/checkpoint-NNNNNN`` when there is one. ``stop_after`` ends
-    this call after that many steps (the run can be resumed later), for time-boxed sessions.
-    ``snapshot_every`` keeps the EMA pipeline every that many steps in ``output_dir/snapshots/``.
-    ``note`` (how the machine was shared, say) and ``command`` (the command line that reproduces the run;
-    the CLI passes its own) go into ``training.json`` and the weights card.
+    this call after that many steps (resumable later). ``snapshot_every`` keeps the EMA pipeline every that many
+    steps in ``output_dir/snapshots/``. ``note`` (how the machine was shared, say) and ``command`` (the command line
+    that reproduces the run; the CLI passes its own) go into ``training.json`` and the weights card.
 
     ``history.json`` gets one entry every ``log_every`` steps and at the last step: the mean loss over the
     steps since the entry before (summed on the device, read back once), the learning rate and the training
@@ -128,6 +127,7 @@ def train(
     AcceleratorState._reset_state()  # Accelerate keeps one precision per process; a process may train fp32, then bf16
     accelerator = Accelerator(cpu=not on_gpu, mixed_precision=mixed_precision(recipe, on_gpu, progress))
     with RunFolder(output_dir, overwrite_shipped, lock=accelerator.is_main_process) as folder:
+        accelerator.wait_for_everyone()  # the main process has checked, locked and cleaned the folder
         data = data if data is not None else default_data(recipe, accelerator.device)
         rank, device = accelerator.process_index, accelerator.device
 

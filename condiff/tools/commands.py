@@ -231,7 +231,8 @@ def train_out(args) -> Path:
 
 def cmd_train(args) -> None:
     out = train_out(args)
-    RunFolder(out, args.overwrite_shipped).check()  # weights/, a file, a folder of other files: refused first
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, the main process only: the others
+        RunFolder(out, args.overwrite_shipped).check()  # would see its half-made folder; refused first
     keep_run_settings(args, out)
     recipe = get_recipe(args.recipe).with_overrides(**{key: getattr(args, key) for key in TRAIN_FLAGS})
     checkpoint = None if args.fresh else latest_checkpoint(out)
