@@ -183,3 +183,17 @@ def test_results_table_names_the_old_exact_set_columns():
     table = to_markdown([row])
     assert "| test exact-set (old evaluator) | new_test exact-set (old evaluator) |" in table
     assert "exact-scene" not in table and "| 0.125 | 0.250 |" in table
+
+
+def test_results_table_counts_every_run_behind_warm_restarted_weights():
+    """A warm restart's training.json describes its own run and lists the runs before it as legs."""
+    from condiff.tools.results import training_cost
+
+    one = {"images_seen": 192_000, "train_seconds": 3_960.0, "hardware": "CPU a"}
+    assert training_cost(one) == {"train_images": 192_000, "train_minutes": 66.0, "hardware": "CPU a"}
+    restart = {"images_seen": 64_000, "train_seconds": 1_380.0, "hardware": "CPU a", "legs": [one],
+               "images_seen_total": 256_000}
+    assert training_cost(restart) == {"train_images": 256_000, "train_minutes": 89.0, "hardware": "CPU a"}
+    elsewhere = {**restart, "hardware": "GPU b"}
+    assert training_cost(elsewhere)["hardware"] == "CPU a + GPU b"
+    assert training_cost({}) == {"train_images": None, "train_minutes": None, "hardware": "?"}

@@ -47,6 +47,20 @@ def title(name: str) -> str:
     return RECIPES[name].title if name in RECIPES else name
 
 
+def training_cost(info: dict) -> dict:
+    """Images, minutes and hardware of every run behind a model's weights, from its ``training.json``.
+
+    A warm restart (``--init-from``) lists the runs its starting weights came from as ``legs``: the
+    table counts them all, not only the last run.
+    """
+    if "train_seconds" not in info:
+        return {"train_images": info.get("images_seen"), "train_minutes": None, "hardware": info.get("hardware", "?")}
+    runs = [*info.get("legs", []), info]
+    return {"train_images": info.get("images_seen_total", info.get("images_seen")),
+            "train_minutes": round(sum(r.get("train_seconds", 0) for r in runs) / 60, 1),
+            "hardware": " + ".join(dict.fromkeys(r.get("hardware", "?") for r in runs))}
+
+
 def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR, steps: int = 25,
               quick: bool = False) -> dict:
     """Score one shipped model: test / new_test top-k and exact-scene accuracy (or ``single`` for one-hot models)."""
@@ -59,9 +73,7 @@ def model_row(name: str, guidance_scale: float, weights_dir: Path = WEIGHTS_DIR,
         "model": name,
         "method": title(name),
         "params": count_parameters(pipe.unet, pipe.label_encoder),
-        "train_images": info.get("images_seen"),
-        "train_minutes": round(info["train_seconds"] / 60, 1) if "train_seconds" in info else None,
-        "hardware": info.get("hardware", "?"),
+        **training_cost(info),
         "guidance_scale": guidance_scale,
         "sampler": f"DDIM-{steps}",
         "sampled_on": hardware(),
