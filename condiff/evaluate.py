@@ -146,10 +146,15 @@ def count_objects(images, evaluator: SceneClassifier | None = None) -> torch.Ten
 def scene_errors(counts: torch.Tensor, case: list[str]) -> dict[str, list[str]]:
     """What one image gets wrong, from its counts ``(24,)`` (``count_objects``) and the asked ``case``: asked
     objects it lacks (``missing``), objects nobody asked for (``extra``) and asked ones it holds more than
-    once (``repeated``, as ``"red cube x2"``; x3 means 3 or more). All three empty: an exact scene."""
+    once (``repeated``, as ``"red cube x2"``; x3 means 3 or more). All three empty: an exact scene.
+    ``swapped`` reads the first two together: a missing object beside an extra one of its colour or its shape
+    (``"blue sphere as blue cube"``), the colour bound to the wrong shape or the reverse (a binding error)."""
     found = {OBJECTS[j]: int(counts[j]) for j in counts.nonzero().flatten().tolist()}
-    return {"missing": sorted(set(case) - set(found)), "extra": sorted(set(found) - set(case)),
-            "repeated": [f"{name} x{n}" for name, n in sorted(found.items()) if name in case and n > 1]}
+    missing, extra = sorted(set(case) - set(found)), sorted(set(found) - set(case))
+    alike = {m: [e for e in extra if set(m.split()) & set(e.split())] for m in missing}  # same colour or shape
+    return {"missing": missing, "extra": extra,
+            "repeated": [f"{name} x{n}" for name, n in sorted(found.items()) if name in case and n > 1],
+            "swapped": [f"{m} as {alike[m][0]}" for m in missing if alike[m]]}
 
 
 def score_logits(logits: torch.Tensor, cases: list[list[str]], counts: torch.Tensor) -> dict:

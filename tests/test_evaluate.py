@@ -55,13 +55,23 @@ def test_exact_scene_accuracy_fails_on_duplicates_and_extras_that_topk_ignores()
 def test_scene_errors_name_what_an_image_gets_wrong():
     case = ["red cube", "blue sphere"]
     counts = names_to_multihot(case).long()  # (24,): exactly the asked scene
-    assert scene_errors(counts, case) == {"missing": [], "extra": [], "repeated": []}
+    assert scene_errors(counts, case) == {"missing": [], "extra": [], "repeated": [], "swapped": []}
     counts[OBJECT_TO_INDEX["red cube"]] = 3  # three or more red cubes
     counts[OBJECT_TO_INDEX["blue sphere"]] = 0  # no blue sphere, a blue cube instead
     counts[OBJECT_TO_INDEX["blue cube"]] = 1
     assert scene_errors(counts, case) == {"missing": ["blue sphere"], "extra": ["blue cube"],
-                                          "repeated": ["red cube x3"]}
+                                          "repeated": ["red cube x3"], "swapped": ["blue sphere as blue cube"]}
     assert scene_errors(torch.zeros(24, dtype=torch.long), case)["missing"] == sorted(case)
+
+
+def test_a_swap_shares_a_colour_or_a_shape():
+    """A missing object beside an extra of its shape (wrong colour) or its colour (wrong shape) is a swap;
+    beside an extra that shares neither, it is not."""
+    case = ["red cube", "blue sphere"]
+    for extra, swapped in (("green sphere", ["blue sphere as green sphere"]),
+                           ("blue cylinder", ["blue sphere as blue cylinder"]), ("green cylinder", [])):
+        counts = names_to_multihot(["red cube", extra]).long()
+        assert scene_errors(counts, case)["swapped"] == swapped
 
 
 def test_shipped_evaluator_recognises_real_scenes():
