@@ -19,7 +19,7 @@ from ..evaluate import SceneClassifier, exact_scenes, topk_mask
 from ..runfolder import RunFolder
 from ..runinfo import git_commit, hardware
 
-STEPS = 1500  # how weights/evaluator was made
+STEPS = 6000  # how weights/evaluator was made
 MAX_OBJECTS = 5  # the evaluator's scenes hold 1 to 5 objects ...
 OVERLAP = 3  # ... whose boxes may share 3 px, so that 5 fit at 32x32
 DUPLICATE_SHARE = 0.5  # of the scenes with 2+ objects repeat one
