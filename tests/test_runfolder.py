@@ -27,6 +27,7 @@ import condiff.runfolder
 from condiff.pipeline import load_pipeline
 from condiff.recipes import RECIPES
 from condiff.runfolder import LOCK, RunFolderError, latest_checkpoint
+from condiff.tools.commands import launched_main_process
 from condiff.train import train
 
 
@@ -73,6 +74,16 @@ def test_shipped_folder_is_refused(tmp_path, capsys, tiny_cli):
     assert files(shipped) == before
     run(shipped, overwrite_shipped=True)  # asked for explicitly
     assert json.loads((shipped / "training.json").read_text())["steps"] == TINY.max_steps
+
+
+def test_only_the_main_process_of_a_launch_checks_the_folder(monkeypatch):
+    """Under `accelerate launch`, rank 1 must not check a folder that rank 0 is creating (it would refuse it)."""
+    monkeypatch.delenv("RANK", raising=False)
+    assert launched_main_process()  # a plain run
+    monkeypatch.setenv("RANK", "0")
+    assert launched_main_process()
+    monkeypatch.setenv("RANK", "1")
+    assert not launched_main_process()
 
 
 def test_weights_folder_is_refused(tmp_path, capsys, monkeypatch, tiny_cli):

@@ -225,14 +225,21 @@ def keep_run_settings(args, out: Path) -> None:
             setattr(args, key, saved[key])
 
 
+def launched_main_process() -> bool:
+    """True in a plain run and in the main process of ``accelerate launch`` (RANK 0): the one that checks the
+    run folder before any work. Read from the environment because no Accelerator exists yet; ``train()``
+    makes the same choice with its Accelerator (``RunFolder(lock=accelerator.is_main_process)``)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def train_out(args) -> Path:
     return Path(args.out or f"runs/{args.recipe}")
 
 
 def cmd_train(args) -> None:
     out = train_out(args)
-    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, the main process only: the others
-        RunFolder(out, args.overwrite_shipped).check()  # would see its half-made folder; refused first
+    if launched_main_process():  # the others would see its half-made folder; refused before any work
+        RunFolder(out, args.overwrite_shipped).check()
     keep_run_settings(args, out)
     recipe = get_recipe(args.recipe).with_overrides(**{key: getattr(args, key) for key in TRAIN_FLAGS})
     checkpoint = None if args.fresh else latest_checkpoint(out)
@@ -240,7 +247,7 @@ def cmd_train(args) -> None:
     if done > recipe.max_steps:
         raise ValueError(f"{out} already holds {done:,} steps, past --max-steps {recipe.max_steps:,}: nothing to "
                          "train. Give a larger --max-steps to go on, --fresh to start over, or another --out")
-    if args.fresh and os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, the main process only
+    if args.fresh and launched_main_process():
         args.set_aside = set_aside(out)  # the old run whole, elsewhere: never its records beside new weights
         if args.set_aside:
             print(f"--fresh: moved the previous run to {args.set_aside}; delete it once you no longer need it")
