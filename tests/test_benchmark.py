@@ -76,3 +76,43 @@ def test_throughput_refuses_bad_settings(setting):
 
     with pytest.raises(ValueError, match=next(iter(setting))):
         throughput(**setting)
+
+
+def test_merged_sampler_table_keeps_where_each_model_was_measured(tmp_path):
+    """A model re-measured on another machine replaces only its own entry, and the table says where it was."""
+    import json
+
+    from condiff.tools.benchmark import merge_sampler_tables, samplers_markdown
+
+    def row(w, acc):
+        return {"sampler": "ddim", "steps": 25, "guidance_scale": w, "test": acc, "new_test": acc}
+
+    def table(hardware, settings, names, acc):
+        return {"hardware": hardware, "device": "x", "settings": settings,
+                "digests": {n: f"{hardware}-{n}" for n in names},
+                "models": {n: {"sweep": [row(1.0, acc), row(2.0, acc)], "best_guidance": 1.0,
+                               "samplers": [row(1.0, acc)]} for n in names}}
+
+    earlier = table("GPU A", "full splits, old judge", ["time_sum", "object_tokens"], 0.5)
+    merged = merge_sampler_tables(earlier, table("CPU B", "full splits, new judge", ["object_tokens"], 0.8))
+    assert merged["models"]["time_sum"] == earlier["models"]["time_sum"] and merged["hardware"] == "GPU A"
+    assert merged["models"]["object_tokens"]["hardware"] == "CPU B"
+    assert merged["models"]["object_tokens"]["settings"] == "full splits, new judge"
+    assert merged["digests"] == {"time_sum": "GPU A-time_sum", "object_tokens": "CPU B-object_tokens"}
+    (tmp_path / "samplers.json").write_text(json.dumps(merged))
+    text = samplers_markdown(tmp_path)
+    assert "measured on GPU A; full splits, old judge." in text  # the file's own machine heads the table
+    assert "| Multi-label, one token per object* | 1 | 0.800 / 0.800 |" in text
+    assert "* measured on CPU B; full splits, new judge." in text
+    assert "| Multi-label, time-sum (linear) | 1 | 0.500 / 0.500 |" in text
+
+
+def test_merge_needs_an_earlier_table(tmp_path, capsys):
+    from test_cli import check_error
+
+    check_error(["benchmark", "--samplers", "weights", "--merge"], capsys, "--merge takes --samplers", "--json")
+    (tmp_path / "x.json").write_text("{}")
+    check_error(["benchmark", "--samplers", "weights", "--merge", "--json", tmp_path / "x.json"], capsys,
+                "is not a sampler table")
+    check_error(["benchmark", "--samplers", "weights", "--models", "unconditional"], capsys,
+                "--models", "object_tokens")

@@ -61,7 +61,9 @@ def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
     for entry in samplers["models"].values():
         sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in splits))
         assert entry["best_guidance"] == sweep_best["guidance_scale"]
-        assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} >= {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)}
+        measured = {(r["sampler"], r["steps"]) for r in entry["samplers"]}
+        # The GPU table has every sampler; a model re-measured alone on the CPU (benchmark --merge) the fast ones.
+        assert measured >= ({("ddim", 25)} if "hardware" in entry else {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)})
     assert samplers_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
 
 

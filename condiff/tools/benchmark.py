@@ -11,6 +11,8 @@
 Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 5 and the README read:
 
     python -m condiff benchmark --samplers weights --device cuda --json weights/samplers.json
+    python -m condiff benchmark --samplers weights --models object_tokens --sampler-list ddim-25,dpm++-10 \
+        --json weights/samplers.json --merge    # one model again, on the CPU; the rest of the file stays
     python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
     python -m condiff benchmark --device cuda --json weights/throughput.json
 
@@ -220,7 +222,7 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     out = {"hardware": hardware(), "device": device,
            "settings": (f"first {limit} cases of each split" if limit else
                         "full splits (test and new_test: 64 cases each; single: 48)")
-           + ", seed 0, evaluator weights/evaluator",
+           + f", seed 0, evaluator weights/evaluator {weights_digest(WEIGHTS_DIR / 'evaluator')[:12]}",
            "digests": {}, "models": {}}
     for name in names or RECIPES:
         if not (weights_dir / name / INDEX).is_file():
@@ -242,6 +244,17 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
                 if on_row:
                     on_row(out)
     return out
+
+
+def merge_sampler_tables(earlier: dict, table: dict) -> dict:
+    """``table``'s models (a later ``sampler_table`` of some models) replace theirs in ``earlier``. A model
+    measured on another machine, device or with other settings than the file's own keeps them in its entry,
+    so the file never says a row was measured where it was not."""
+    merged = {**earlier, "digests": {**earlier["digests"], **table["digests"]}, "models": dict(earlier["models"])}
+    for name, entry in table["models"].items():
+        merged["models"][name] = {**entry, **{key: table[key] for key in ("hardware", "device", "settings")
+                                              if table[key] != earlier.get(key)}}
+    return merged
 
 
 def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: str = "ddim", steps: int = 25,
@@ -280,11 +293,17 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
              f"{samplers['settings']}.", "",
              "| model | w | " + " | ".join(f"{s.upper()}-{n}" for s, n in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
+    elsewhere = []  # models measured apart from the rest (merge_sampler_tables): where and how, under the table
     for name, entry in samplers["models"].items():
+        mark = "*" * (len(elsewhere) + 1) if "hardware" in entry or "settings" in entry else ""
+        if mark:
+            elsewhere.append(f"{mark} measured on {entry.get('hardware', samplers['hardware'])}; "
+                             f"{entry.get('settings', samplers['settings'])}.")
         for w in sorted({r["guidance_scale"] for r in entry["samplers"]}):
             cells = {(r["sampler"], r["steps"]): pair(r) for r in entry["samplers"] if r["guidance_scale"] == w}
             row = " | ".join(cells.get(c, "-") for c in columns)
-            lines.append(f"| {title(name)} | {w:g} | {row} |")
+            lines.append(f"| {title(name)}{mark} | {w:g} | {row} |")
+    lines += [""] + elsewhere if elsewhere else []
     path = weights_dir / "training_curves.json"
     if path.is_file():
         curves = json.loads(path.read_text())["curves"]

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..pipeline import SCHEDULERS
+from ..recipes import RECIPES
 from . import REPO_DIR, benchmark, cards, commands
 from .benchmark import GUIDANCE_SCALES, SAMPLERS
 from .blog import export_all, export_post
@@ -109,6 +110,17 @@ def _models(text: str) -> tuple[str, ...]:
     return models
 
 
+SCORED = [name for name in RECIPES if RECIPES[name].mode != "unconditional"]  # the models with labels
+
+
+def _scored_models(text: str) -> tuple[str, ...]:
+    models = _names(text)
+    unknown = [m for m in models if m not in SCORED]
+    if unknown or not models:
+        raise argparse.ArgumentTypeError(f"takes a comma-separated subset of {', '.join(SCORED)}, got {text!r}")
+    return models
+
+
 def cmd_train_all(args) -> None:
     summary = train_all(
         args.out, models=args.models, quick=args.quick, max_steps=args.max_steps, batch_size=args.batch_size,
@@ -121,12 +133,24 @@ def cmd_train_all(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
+    if args.merge:  # refused before any work
+        if not (args.samplers and args.json):
+            raise ValueError("--merge takes --samplers WEIGHTS_DIR and --json FILE (an earlier sampler table)")
+        try:
+            earlier = json.loads(Path(args.json).read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--merge: cannot read {args.json} as a sampler table: {error}") from None
+        if not isinstance(earlier, dict) or not {"hardware", "settings", "digests", "models"} <= set(earlier):
+            raise ValueError(f"--merge: {args.json} is not a sampler table (from benchmark --samplers --json)")
     if args.json:
         commands.writable_file(Path(args.json), "--json")  # before the benchmark, not after it
     if args.samplers or args.curve or args.throughput or args.json:
         limit = 8 if args.quick else None
         if args.samplers:
-            result = benchmark.sampler_table(args.samplers, device=args.device, limit=limit)
+            result = benchmark.sampler_table(args.samplers, names=args.models, device=args.device, limit=limit,
+                                             **({"samplers": args.sampler_list} if args.sampler_list else {}))
+            if args.merge:  # these models' entries replace theirs in the --json file; the others stay
+                result = benchmark.merge_sampler_tables(json.loads(Path(args.json).read_text()), result)
         elif args.curve:
             result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
         else:
@@ -198,6 +222,12 @@ def build_parser():
     p = sub.add_parser("benchmark", help="training throughput and sampling speed / accuracy on this machine")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     p.add_argument("--samplers", metavar="WEIGHTS_DIR", help="guidance sweep and sampler table of every model there")
+    p.add_argument("--models", type=_scored_models,
+                   help=f"--samplers: only these models (comma-separated, of {', '.join(SCORED)})")
+    p.add_argument("--sampler-list", type=_samplers, help="--samplers: these samplers, e.g. ddim-25,dpm++-10 "
+                   "(default " + ",".join(f"{s}-{n}" for s, n in SAMPLERS) + ")")
+    p.add_argument("--merge", action="store_true", help="--samplers with --json FILE: replace only these models' "
+                   "entries in FILE, each marked with the machine it was measured on")
     p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
     p.add_argument("--throughput", action="store_true",
                    help="training images/s: the seed tutorials' loop against condiff's, same model and batch")
