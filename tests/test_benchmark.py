@@ -102,8 +102,8 @@ def test_merged_sampler_table_keeps_where_each_model_was_measured(tmp_path):
     (tmp_path / "samplers.json").write_text(json.dumps(merged))
     text = samplers_markdown(tmp_path)
     assert "measured on GPU A; full splits, old judge." in text  # the file's own machine heads the table
-    assert "| Multi-label, one token per object* | 1 | 0.800 / 0.800 |" in text
-    assert "* measured on CPU B; full splits, new judge." in text
+    assert "| Multi-label, one token per object\\* | 1 | 0.800 / 0.800 |" in text
+    assert "\n\\* measured on CPU B; full splits, new judge." in text  # escaped: not a Markdown list item
     assert "| Multi-label, time-sum (linear) | 1 | 0.500 / 0.500 |" in text
 
 

@@ -295,7 +295,7 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
              "|---|---|" + "---|" * len(columns)]
     elsewhere = []  # models measured apart from the rest (merge_sampler_tables): where and how, under the table
     for name, entry in samplers["models"].items():
-        mark = "*" * (len(elsewhere) + 1) if "hardware" in entry or "settings" in entry else ""
+        mark = "\\*" * (len(elsewhere) + 1) if "hardware" in entry or "settings" in entry else ""  # \* not a list
         if mark:
             elsewhere.append(f"{mark} measured on {entry.get('hardware', samplers['hardware'])}; "
                              f"{entry.get('settings', samplers['settings'])}.")
