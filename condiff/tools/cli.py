@@ -102,23 +102,18 @@ def _guidance_scales(text: str) -> tuple[float, ...]:
     return tuple(parse(w) for w in _names(text))
 
 
-def _models(text: str) -> tuple[str, ...]:
-    models = _names(text)
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise argparse.ArgumentTypeError(f"takes a comma-separated subset of {', '.join(MODELS)}, got {text!r}")
-    return models
+def _subset_of(allowed) -> callable:
+    """An argparse ``type``: a comma-separated, non-empty subset of ``allowed`` -> a tuple of names."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = _names(text)
+        if not names or any(n not in allowed for n in names):
+            raise argparse.ArgumentTypeError(f"takes a comma-separated subset of {', '.join(allowed)}, got {text!r}")
+        return names
+    return parse
 
 
 SCORED = [name for name in RECIPES if RECIPES[name].mode != "unconditional"]  # the models with labels
-
-
-def _scored_models(text: str) -> tuple[str, ...]:
-    models = _names(text)
-    unknown = [m for m in models if m not in SCORED]
-    if unknown or not models:
-        raise argparse.ArgumentTypeError(f"takes a comma-separated subset of {', '.join(SCORED)}, got {text!r}")
-    return models
+_models, _scored_models = _subset_of(MODELS), _subset_of(SCORED)
 
 
 def cmd_train_all(args) -> None:
