@@ -54,11 +54,11 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.co
 # [seed, step, rank, 0] as [seed, step, rank], which is the data's key.
 NOISE_STREAM = 1
 # What a resumed run must keep, so that its images_seen and reproduction command stay true; the CLI's flags.
-RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed"}
+RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed",
+                "snr_gamma": "--snr-gamma", "timestep_sampling": "--timestep-sampling"}
 # ... and the recipe's model and noise, so that the weights go on learning what they started to.
 RESUME_SETTINGS = (*RUN_SETTINGS, "mode", "beta_schedule", "image_size", "block_out_channels",
-                   "layers_per_block", "attention_levels", "time_scale_shift", "label_hidden_dim", "max_objects",
-                   "timestep_sampling", "snr_gamma")
+                   "layers_per_block", "attention_levels", "time_scale_shift", "label_hidden_dim", "max_objects")
 
 
 def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> ProceduralScenes:
@@ -296,10 +296,11 @@ def check_same_settings(saved: dict, recipe: Recipe, output_dir: Path) -> None:
             continue  # a checkpoint from before that setting was recorded: nothing to compare
         if key in RUN_SETTINGS:
             flag = RUN_SETTINGS[key]
+            was, now = (f"{flag} {v}" if v is not None else f"no {flag}" for v in (saved[key], value))
+            keep = f"{flag} {saved[key]} (or without {flag})" if saved[key] is not None else f"without {flag}"
             raise ValueError(
-                f"{output_dir} was started with {flag} {saved[key]}; resuming it with {flag} {value} would mix "
-                f"two runs (its images_seen and reproduction command would be wrong). Resume with {flag} "
-                f"{saved[key]} (or without {flag}), or start over with --fresh")
+                f"{output_dir} was started with {was}; resuming it with {now} would mix two runs (its "
+                f"images_seen and reproduction command would be wrong). Resume {keep}, or start over with --fresh")
         raise ValueError(
             f"{output_dir} was started with {key}={saved[key]!r}; recipe {recipe.name!r} has {key}={value!r}, "
             "and resuming would train another model on its weights. Resume it with the recipe it started "

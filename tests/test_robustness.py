@@ -252,6 +252,9 @@ def test_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_path, cap
     ("--seed", "-1", "argument --seed: must be a whole number from 0 to 2**32 - 1"),
     ("--seed", str(2**70), "argument --seed: must be a whole number from 0 to 2**32 - 1"),
     ("--learning-rate", "nan", "argument --learning-rate: must be a finite number in (0, 1]"),
+    ("--snr-gamma", "0", "argument --snr-gamma: must be a finite number in (0, 1000]"),
+    ("--snr-gamma", "inf", "argument --snr-gamma: must be a finite number in (0, 1000]"),
+    ("--timestep-sampling", "low_noise", "argument --timestep-sampling: invalid choice: 'low_noise'"),
 ])
 def test_train_options_are_named(tmp_path, capsys, option, value, fragment):
     check_error(["train", "time_sum", "--out", tmp_path / "run", option, value], capsys, fragment)

@@ -272,3 +272,24 @@ def test_cli_resume_keeps_the_run_settings(tmp_path, capsys, tiny_cli):
     assert summary["images_seen"] == TINY.max_steps * 4
     assert "--batch-size 4" in summary["command"] and "--seed 3" in summary["command"]
     check_error(["train", "tiny", "--out", out, "--batch-size", 16], capsys, "was started with --batch-size 4")
+
+
+def test_cli_loss_weighting_and_timestep_flags_are_run_settings(tmp_path, capsys, tiny_cli):
+    """``--snr-gamma`` and ``--timestep-sampling`` reach the recipe and the reproduction command, a resume
+    without them keeps the run's own, and one with other values (or none where the run had one) is refused."""
+    from condiff.tools.commands import main
+
+    out = tmp_path / "run"
+    main(["train", "tiny", "--out", str(out), "--snr-gamma", "5", "--timestep-sampling", "high_noise",
+          "--stop-after", "2"])
+    main(["train", "tiny", "--out", str(out)])
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["steps"] == TINY.max_steps
+    assert (summary["recipe"]["snr_gamma"], summary["recipe"]["timestep_sampling"]) == (5.0, "high_noise")
+    assert "--snr-gamma 5.0" in summary["command"] and "--timestep-sampling high_noise" in summary["command"]
+    check_error(["train", "tiny", "--out", out, "--max-steps", 9, "--snr-gamma", 2], capsys,
+                "was started with --snr-gamma 5.0; resuming it with --snr-gamma 2.0")
+    plain = tmp_path / "plain"
+    main(["train", "tiny", "--out", str(plain), "--stop-after", "2"])
+    check_error(["train", "tiny", "--out", plain, "--snr-gamma", 5], capsys,
+                "was started with no --snr-gamma; resuming it with --snr-gamma 5.0", "Resume without --snr-gamma")

@@ -34,7 +34,7 @@ from ..pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from ..plotting import image_grid
 from ..recipes import RECIPES, get_recipe
 from ..runfolder import RunFolder, file_in_the_way, latest_checkpoint, set_aside, shipped_reason
-from ..train import COMPILE_MODES, RUN_SETTINGS, train
+from ..train import COMPILE_MODES, RUN_SETTINGS, TIMESTEP_SAMPLING, train
 
 PROG = "python -m condiff"
 TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what a run learns: its reproduction command
@@ -406,6 +406,11 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--learning-rate", type=number(0, 1, low_open=True),
                    help="peak rate at the reference batch (256); training scales it by sqrt(batch size / 256)")
     p.add_argument("--seed", type=train_seed)
+    p.add_argument("--snr-gamma", type=number(0, 1000, low_open=True),
+                   help="weight each image's loss by min(SNR, gamma) / SNR (Min-SNR-gamma, Hang et al. 2023), "
+                        "e.g. 5 (default: the recipe's, plain MSE)")
+    p.add_argument("--timestep-sampling", choices=TIMESTEP_SAMPLING,
+                   help="how training draws timesteps (default: the recipe's, uniform)")
     p.add_argument("--snapshot-every", type=whole(0), default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
