@@ -8,6 +8,7 @@ import pytest
 
 import condiff.tools.compare as compare
 from condiff.evaluate import load_evaluator
+from condiff.runinfo import hardware
 from condiff.tools.readme import COMPARE_MARKERS, update_compare_table
 
 
@@ -50,7 +51,16 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     assert again["runs"] == scores["runs"]
     table = compare.table(again, at=(64, 128))
     assert "| object_tokens | mode=object_tokens, attention_levels=2 |" in table
-    assert table.count("\n") == 3  # header, rule, two variants
+    assert table.count("\n|") == 3  # header, rule, two variants
+    assert table.endswith(f"Trained and scored on {hardware()}; {again['settings']}.")  # where it was measured
+
+    # A new machine: the run folders are gone, scores.json is copied over; measured variants are not redone.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "scores.json").write_text((out / "scores.json").read_text())
+    carried = compare.compare(moved, ("baseline", "object_tokens"), images=128, snapshot_images=64)
+    assert len(tiny_compare) == 8 and not (moved / "baseline").exists()
+    assert carried["runs"] == scores["runs"]
 
 
 def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):

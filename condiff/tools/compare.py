@@ -10,7 +10,9 @@ learning-rate schedule run to its end. Its EMA snapshots (every ``--snapshot-ima
 the full ``test`` and ``new_test`` splits with DDIM-25 at guidance 2: i-CLEVR's top-k accuracy and
 the exact-scene accuracy (each asked object exactly once and nothing else; ``condiff.evaluate``).
 Run it again to resume: finished runs are skipped, an interrupted one continues from its last
-checkpoint, scored snapshots are not scored again (unless the evaluator changed). ``scores.json``
+checkpoint, scored snapshots are not scored again (unless the evaluator changed). A variant whose
+every snapshot is in ``scores.json`` is skipped even when its run folder is gone, so a comparison
+carries over to a new machine by copying ``weights/compare.json`` to ``OUT/scores.json``. ``scores.json``
 in ``--out`` holds everything measured; ``--ship`` copies it to ``weights/compare.json`` and writes
 ``table()`` into the README.
 
@@ -138,7 +140,7 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scores.json"
     scores = json.loads(path.read_text()) if path.is_file() else {}
-    scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS},
+    scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS}, hardware=hardware(),
                   settings=f"full splits, {SAMPLER.upper()}-{STEPS}, w = {GUIDANCE:g}, seed 0, "
                            "evaluator weights/evaluator")
 
@@ -155,6 +157,14 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
     evaluator = load_evaluator()
     evaluator_digest = weights_digest(WEIGHTS_DIR / "evaluator")
     for name in names:
+        done = scores.get("training", {}).get(name, {}).get("images_seen") == images
+        rows = scores.get("runs", {}).get(name, {})
+        if done and not (out / name).exists() and \
+                all(rows.get(str(n), {}).get("evaluator") == evaluator_digest
+                    for n in range(snapshot_images, images + 1, snapshot_images)):
+            # Measured in full on a machine whose run folders are gone: its scores stand, nothing to redo.
+            print(f"{name}: already trained and scored ({path}); skipped", flush=True)
+            continue
         summary = run_variant(name, out, images, snapshot_images)
         scores.setdefault("training", {})[name] = {k: summary[k] for k in ("steps", "images_seen", "train_seconds")}
         score_snapshots(name, out, scores, evaluator, evaluator_digest, save)
@@ -188,4 +198,6 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
         cells.append(f"{row['test_exact_scene']:.3f} / {row['new_test_exact_scene']:.3f}"
                      if row and "test_exact_scene" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    if "hardware" in scores:
+        lines.append(f"\nTrained and scored on {scores['hardware']}; {scores.get('settings', '')}.")
     return "\n".join(lines)
