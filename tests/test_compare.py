@@ -52,15 +52,22 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     table = compare.table(again, at=(64, 128))
     assert "| object_tokens | mode=object_tokens, attention_levels=2 |" in table
     assert table.count("\n|") == 3  # header, rule, two variants
-    assert table.endswith(f"Trained and scored on {hardware()}; {again['settings']}.")  # where it was measured
+    # where each variant was measured
+    assert table.endswith(f"Trained and scored: baseline, object_tokens on {hardware()}. {again['settings']}.")
 
     # A new machine: the run folders are gone, scores.json is copied over; measured variants are not redone.
     moved = tmp_path / "elsewhere"
     moved.mkdir()
-    (moved / "scores.json").write_text((out / "scores.json").read_text())
+    earlier = json.loads((out / "scores.json").read_text())
+    earlier["hardware"] = "CPU: x86_64, 2 threads"  # a file from before each variant named its machine
+    for done in earlier["training"].values():
+        del done["hardware"]
+    (moved / "scores.json").write_text(json.dumps(earlier))
     carried = compare.compare(moved, ("baseline", "object_tokens"), images=128, snapshot_images=64)
     assert len(tiny_compare) == 8 and not (moved / "baseline").exists()
     assert carried["runs"] == scores["runs"]
+    assert {t["hardware"] for t in carried["training"].values()} == {"CPU: x86_64, 2 threads"}  # not this one's
+    assert "baseline, object_tokens on CPU: x86_64, 2 threads." in compare.table(carried, at=(64, 128))
 
 
 def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):

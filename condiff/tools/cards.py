@@ -215,9 +215,10 @@ def cards_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
         "checkpoint, with its own card (`README.md`). This page gathers the cards; `python -m condiff cards`",
         "generates them from the folders, and every figure below comes from the run's own `training.json`.",
         "",
-        "`hardware` is what `condiff.runinfo.hardware()` reported: a GPU's name, or the CPU's architecture and",
-        "torch's threads. \"CPU: x86_64\" below is the 2-core VM (no GPU) this repository is developed on; its",
-        "\"1 threads\" runs trained two at a time. A run's `note` says how its machine was shared.",
+        "`hardware` is what `condiff.runinfo.hardware()` reported: a GPU's name, or the CPU's model name (runs",
+        "from before it was recorded give only the architecture, \"x86_64\") and torch's threads. A \"CPU\" below is",
+        "one of the 2-core VMs (no GPU) this repository is developed on; its \"1 threads\" runs trained two at a",
+        "time. A run's `note` says how its machine was shared.",
         "",
     ]
     cards = [model_card(n, weights_dir).text.strip() for n in card_names(weights_dir)]

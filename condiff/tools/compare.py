@@ -140,6 +140,8 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scores.json"
     scores = json.loads(path.read_text()) if path.is_file() else {}
+    for done in scores.get("training", {}).values():  # files from before each variant named its machine
+        done.setdefault("hardware", scores.get("hardware", "not recorded"))
     scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS}, hardware=hardware(),
                   settings=f"full splits, {SAMPLER.upper()}-{STEPS}, w = {GUIDANCE:g}, seed 0, "
                            "evaluator weights/evaluator")
@@ -166,7 +168,8 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
             print(f"{name}: already trained and scored ({path}); skipped", flush=True)
             continue
         summary = run_variant(name, out, images, snapshot_images)
-        scores.setdefault("training", {})[name] = {k: summary[k] for k in ("steps", "images_seen", "train_seconds")}
+        scores.setdefault("training", {})[name] = {k: summary[k] for k in ("steps", "images_seen", "train_seconds",
+                                                                          "hardware")}
         score_snapshots(name, out, scores, evaluator, evaluator_digest, save)
         save()
     return scores
@@ -198,6 +201,11 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
         cells.append(f"{row['test_exact_scene']:.3f} / {row['new_test_exact_scene']:.3f}"
                      if row and "test_exact_scene" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    if "hardware" in scores:
-        lines.append(f"\nTrained and scored on {scores['hardware']}; {scores.get('settings', '')}.")
+    machines = {}  # hardware -> the variants trained on it
+    for name in scores.get("runs", {}):
+        machines.setdefault(scores.get("training", {}).get(name, {}).get("hardware"), []).append(name)
+    machines.pop(None, None)
+    if machines:
+        where = "; ".join(f"{', '.join(names)} on {machine}" for machine, names in machines.items())
+        lines.append(f"\nTrained and scored: {where}. {scores.get('settings', '')}.")
     return "\n".join(lines)
