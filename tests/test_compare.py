@@ -68,6 +68,10 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     assert carried["runs"] == scores["runs"]
     assert {t["hardware"] for t in carried["training"].values()} == {"CPU: x86_64, 2 threads"}  # not this one's
     assert "baseline, object_tokens on CPU: x86_64, 2 threads." in compare.table(carried, at=(64, 128))
+    del earlier["hardware"]  # older still: no machine recorded at all
+    (moved / "scores.json").write_text(json.dumps(earlier))
+    carried = compare.compare(moved, ("baseline", "object_tokens"), images=128, snapshot_images=64)
+    assert "baseline, object_tokens on a machine not recorded." in compare.table(carried, at=(64, 128))
 
 
 def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):

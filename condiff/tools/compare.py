@@ -206,6 +206,7 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
         machines.setdefault(scores.get("training", {}).get(name, {}).get("hardware"), []).append(name)
     machines.pop(None, None)
     if machines:
-        where = "; ".join(f"{', '.join(names)} on {machine}" for machine, names in machines.items())
+        where = "; ".join(f"{', '.join(names)} on {'a machine not recorded' if machine == 'not recorded' else machine}"
+                          for machine, names in machines.items())
         lines.append(f"\nTrained and scored: {where}. {scores.get('settings', '')}.")
     return "\n".join(lines)
