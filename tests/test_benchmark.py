@@ -106,6 +106,15 @@ def test_merged_sampler_table_keeps_where_each_model_was_measured(tmp_path):
     assert "\n\\* measured on CPU B; full splits, new judge." in text  # escaped: not a Markdown list item
     assert "| Multi-label, time-sum (linear) | 1 | 0.500 / 0.500 |" in text
 
+    # Every model of GPU A measured again elsewhere: the file names the latest machine, the other keeps its own.
+    again = merge_sampler_tables(merged, table("CPU C", "full splits, new judge", ["time_sum"], 0.6))
+    assert again["hardware"] == "CPU C" and "hardware" not in again["models"]["time_sum"]
+    assert again["models"]["object_tokens"]["hardware"] == "CPU B"
+    (tmp_path / "samplers.json").write_text(json.dumps(again))
+    text = samplers_markdown(tmp_path)
+    assert "measured on CPU C; full splits, new judge." in text and "GPU A" not in text
+    assert "\n\\* measured on CPU B; full splits, new judge." in text
+
 
 def test_merge_needs_an_earlier_table(tmp_path, capsys):
     from test_cli import check_error

@@ -250,10 +250,15 @@ def merge_sampler_tables(earlier: dict, table: dict) -> dict:
     """``table``'s models (a later ``sampler_table`` of some models) replace theirs in ``earlier``. A model
     measured on another machine, device or with other settings than the file's own keeps them in its entry,
     so the file never says a row was measured where it was not."""
+    where = ("hardware", "device", "settings")
     merged = {**earlier, "digests": {**earlier["digests"], **table["digests"]}, "models": dict(earlier["models"])}
     for name, entry in table["models"].items():
-        merged["models"][name] = {**entry, **{key: table[key] for key in ("hardware", "device", "settings")
-                                              if table[key] != earlier.get(key)}}
+        merged["models"][name] = {**entry, **{key: table[key] for key in where if table[key] != earlier.get(key)}}
+    if all(any(key in entry for key in where) for entry in merged["models"].values()):
+        # No model is left of the file's own measurement: the latest one heads the file instead.
+        merged.update({key: table[key] for key in where})
+        merged["models"] = {name: {k: v for k, v in entry.items() if not (k in where and v == merged[k])}
+                            for name, entry in merged["models"].items()}
     return merged
 
 
