@@ -39,8 +39,9 @@ def test_training_curve_scores_every_snapshot(tmp_path):
     assert rows[-1]["images_seen"] == tiny.max_steps * tiny.batch_size
 
 
-def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
+def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path, capsys):
     from condiff.tools.benchmark import sampler_table
+    from condiff.tools.cli import print_last_row
 
     runs, _ = _tiny_run(tmp_path)
     saved = []
@@ -52,6 +53,9 @@ def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path):
     expected = 2 * len({1.0, entry["best_guidance"]})
     assert len(entry["samplers"]) == expected and saved[-1] == expected and len(saved) == 2 + expected
     assert {(r["sampler"], r["steps"]) for r in entry["samplers"]} == {("ddim", 2), ("dpm++", 2)}
+    print_last_row(table)  # the command's progress line: the row just scored
+    last = entry["samplers"][-1]
+    assert capsys.readouterr().out.startswith(f"time_sum: {last['sampler']}-2, w = {last['guidance_scale']:g}: test ")
 
 
 def test_throughput_command_times_both_loops_in_one_run(tmp_path):
@@ -93,7 +97,8 @@ def test_merged_sampler_table_keeps_where_each_model_was_measured(tmp_path):
                 "models": {n: {"sweep": [row(1.0, acc), row(2.0, acc)], "best_guidance": 1.0,
                                "samplers": [row(1.0, acc)]} for n in names}}
 
-    earlier = table("GPU A", "full splits, old judge", ["time_sum", "object_tokens"], 0.5)
+    earlier = {**table("GPU A", "full splits, old judge", ["time_sum", "object_tokens"], 0.5),
+               "measured_by": "five runs at once on GPU A"}
     merged = merge_sampler_tables(earlier, table("CPU B", "full splits, new judge", ["object_tokens"], 0.8))
     assert merged["models"]["time_sum"] == earlier["models"]["time_sum"] and merged["hardware"] == "GPU A"
     assert merged["models"]["object_tokens"]["hardware"] == "CPU B"
@@ -109,6 +114,7 @@ def test_merged_sampler_table_keeps_where_each_model_was_measured(tmp_path):
     # Every model of GPU A measured again elsewhere: the file names the latest machine, the other keeps its own.
     again = merge_sampler_tables(merged, table("CPU C", "full splits, new judge", ["time_sum"], 0.6))
     assert again["hardware"] == "CPU C" and "hardware" not in again["models"]["time_sum"]
+    assert "measured_by" not in again  # it spoke of GPU A
     assert again["models"]["object_tokens"]["hardware"] == "CPU B"
     (tmp_path / "samplers.json").write_text(json.dumps(again))
     text = samplers_markdown(tmp_path)

@@ -52,8 +52,9 @@ def test_results_were_measured_on_the_shipped_weights():
     assert not re.search(r"RT0\d", README.read_text())
 
 
-def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
-    """weights/samplers.json (sampler comparison) belongs to these weights, and the README shows it."""
+def test_sampler_table_was_measured_on_the_shipped_weights():
+    """weights/samplers.json (sampler comparison) belongs to these weights, reports both metrics, and the README
+    shows it."""
     samplers = json.loads((WEIGHTS_DIR / "samplers.json").read_text())
     assert samplers["digests"] == {name: weights_digest(WEIGHTS_DIR / name) for name in samplers["models"]}, \
         "weights changed since weights/samplers.json was measured: rerun `python -m condiff benchmark --samplers`"
@@ -61,9 +62,12 @@ def test_gpu_sampler_table_was_measured_on_the_shipped_weights():
     for entry in samplers["models"].values():
         sweep_best = max(entry["sweep"], key=lambda r: sum(v for k, v in r.items() if k in splits))
         assert entry["best_guidance"] == sweep_best["guidance_scale"]
-        measured = {(r["sampler"], r["steps"]) for r in entry["samplers"]}
-        # The GPU table has every sampler; a model re-measured alone on the CPU (benchmark --merge) the fast ones.
-        assert measured >= ({("ddim", 25)} if "hardware" in entry else {("ddpm", 1000), ("ddim", 25), ("dpm++", 25)})
+        # The samplers of the notebooks (DPM-Solver++-10) and of the results table (DDIM-25), at w = 1 and the best w
+        measured = {(r["sampler"], r["steps"], r["guidance_scale"]) for r in entry["samplers"]}
+        assert measured >= {(s, n, w) for s, n in [("ddim", 25), ("dpm++", 10)] for w in (1.0, entry["best_guidance"])}
+        for r in entry["sweep"] + entry["samplers"]:  # top-k and exact-scene accuracy on every split scored
+            scored = [k for k in splits if k in r]
+            assert scored and all(f"{k}_exact_scene" in r for k in scored), r
     assert samplers_markdown() in README.read_text(), "README's sampler tables differ: run `python -m condiff results`"
 
 

@@ -255,10 +255,11 @@ def merge_sampler_tables(earlier: dict, table: dict) -> dict:
     for name, entry in table["models"].items():
         merged["models"][name] = {**entry, **{key: table[key] for key in where if table[key] != earlier.get(key)}}
     if all(any(key in entry for key in where) for entry in merged["models"].values()):
-        # No model is left of the file's own measurement: the latest one heads the file instead.
-        merged.update({key: table[key] for key in where})
-        merged["models"] = {name: {k: v for k, v in entry.items() if not (k in where and v == merged[k])}
-                            for name, entry in merged["models"].items()}
+        # No model is left of the file's own measurement: the latest one heads the file instead, and what
+        # the file said of the old one (e.g. "measured_by") goes with it.
+        merged = {**{k: v for k, v in table.items() if k != "models"}, "digests": merged["digests"],
+                  "models": {name: {k: v for k, v in entry.items() if not (k in where and v == table[k])}
+                             for name, entry in merged["models"].items()}}
     return merged
 
 
