@@ -89,3 +89,16 @@ def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
     assert "| baseline | - | - | 0.100 / 0.200 | 0.000 / 0.050 |" in readme.read_text()
     with pytest.raises(FileNotFoundError, match="run `python -m condiff compare"):
         compare.ship(tmp_path / "empty", weights)
+
+
+def test_hardware_names_the_cpu_model(monkeypatch):
+    """A CPU record says which CPU, not only its architecture: 2-core machines differ (bf16 units or not)."""
+    from condiff import runinfo
+
+    monkeypatch.setattr(runinfo.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runinfo.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(runinfo, "cpu_name", lambda: "AMD EPYC")
+    monkeypatch.setattr(runinfo.platform, "machine", lambda: "x86_64")
+    assert runinfo.hardware() == "CPU: AMD EPYC (x86_64), 2 threads"
+    monkeypatch.setattr(runinfo, "cpu_name", lambda: "x86_64")  # no model name: the architecture, once
+    assert runinfo.hardware() == "CPU: x86_64, 2 threads"
