@@ -53,7 +53,8 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     assert "| object_tokens | mode=object_tokens, attention_levels=2 |" in table
     assert table.count("\n|") == 3  # header, rule, two variants
     # where each variant was measured
-    assert table.endswith(f"Trained and scored: baseline, object_tokens on {hardware()}. {again['settings']}.")
+    assert table.endswith(f"Trained and scored: baseline, object_tokens on {hardware()}. "
+                          f"Scored on {again['settings']}.")
 
     # A new machine: the run folders are gone, scores.json is copied over; measured variants are not redone.
     moved = tmp_path / "elsewhere"

@@ -208,5 +208,5 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
     if machines:
         where = "; ".join(f"{', '.join(names)} on {'a machine not recorded' if machine == 'not recorded' else machine}"
                           for machine, names in machines.items())
-        lines.append(f"\nTrained and scored: {where}. {scores.get('settings', '')}.")
+        lines.append(f"\nTrained and scored: {where}. Scored on {scores.get('settings', '')}.")
     return "\n".join(lines)
