@@ -14,25 +14,15 @@ from pathlib import Path
 import torch
 
 
-def cpu_name() -> str:
-    """The CPU's model name as Linux reports it (``"AMD EPYC"``), else its architecture (``"x86_64"``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and line.partition(":")[2].strip():
-                return line.partition(":")[2].strip()
-    except OSError:  # not Linux
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware() -> str:
-    """The GPU's name, else the CPU's and the threads torch uses: ``"CPU: AMD EPYC (x86_64), 2 threads"``.
-
-    Records written before the CPU's model name was added say ``"CPU: x86_64, 2 threads"``."""
+    """The GPU's name, else the CPU's model (where Linux names it), architecture and torch's threads:
+    ``"CPU: AMD EPYC (x86_64), 2 threads"``; ``"CPU: x86_64, 2 threads"`` in records made before the model."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    name, arch = cpu_name(), platform.machine()
-    return f"CPU: {name}{f' ({arch})' if arch and arch != name else ''}, {torch.get_num_threads()} threads"
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    name = next((line.partition(":")[2].strip() for line in info if line.startswith("model name")), "")
+    arch = platform.machine()
+    return f"CPU: {f'{name} ({arch})' if name and name != arch else arch}, {torch.get_num_threads()} threads"
 
 
 def git_commit() -> str:

@@ -92,14 +92,16 @@ def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
         compare.ship(tmp_path / "empty", weights)
 
 
-def test_hardware_names_the_cpu_model(monkeypatch):
+def test_hardware_names_the_cpu_model(monkeypatch, tmp_path):
     """A CPU record says which CPU, not only its architecture: 2-core machines differ (bf16 units or not)."""
     from condiff import runinfo
 
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(runinfo, "Path", lambda _: cpuinfo)  # stands for /proc/cpuinfo
     monkeypatch.setattr(runinfo.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(runinfo.torch, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(runinfo, "cpu_name", lambda: "AMD EPYC")
     monkeypatch.setattr(runinfo.platform, "machine", lambda: "x86_64")
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
     assert runinfo.hardware() == "CPU: AMD EPYC (x86_64), 2 threads"
-    monkeypatch.setattr(runinfo, "cpu_name", lambda: "x86_64")  # no model name: the architecture, once
+    cpuinfo.unlink()  # not Linux: the architecture alone
     assert runinfo.hardware() == "CPU: x86_64, 2 threads"
