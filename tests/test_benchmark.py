@@ -40,8 +40,7 @@ def test_training_curve_scores_every_snapshot(tmp_path):
 
 
 def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path, capsys):
-    from condiff.tools.benchmark import sampler_table
-    from condiff.tools.cli import print_last_row
+    from condiff.tools.benchmark import print_last_row, sampler_table
 
     runs, _ = _tiny_run(tmp_path)
     saved = []

@@ -246,6 +246,16 @@ def sampler_table(weights_dir: str | Path = WEIGHTS_DIR, names=None, guidance_sc
     return out
 
 
+def print_last_row(table: dict) -> None:
+    """A line per scored row of a sampler table, as it comes (a full table takes many minutes on a CPU)."""
+    name, entry = list(table["models"].items())[-1]
+    r = (entry["samplers"] or entry["sweep"])[-1]
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("sampler", "steps", "guidance_scale",
+                                                                          "images_per_second"))
+    print(f"{name}: {r['sampler']}-{r['steps']}, w = {r['guidance_scale']:g}: {scores} "
+          f"({r['images_per_second']:.2f} images/s)", flush=True)
+
+
 def merge_sampler_tables(earlier: dict, table: dict) -> dict:
     """``table``'s models (a later ``sampler_table`` of some models) replace theirs in ``earlier``. A model
     measured on another machine, device or with other settings than the file's own keeps them in its entry,

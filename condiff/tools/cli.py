@@ -127,16 +127,6 @@ def cmd_train_all(args) -> None:
     print(f"wrote {Path(args.out) / 'summary.json'}" + "".join(f"\n{n} failed: {e}" for n, e in failed.items()))
 
 
-def print_last_row(table: dict) -> None:
-    """A line per scored row of a sampler table, as it comes (a full table takes many minutes on a CPU)."""
-    name, entry = list(table["models"].items())[-1]
-    r = (entry["samplers"] or entry["sweep"])[-1]
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("sampler", "steps", "guidance_scale",
-                                                                          "images_per_second"))
-    print(f"{name}: {r['sampler']}-{r['steps']}, w = {r['guidance_scale']:g}: {scores} "
-          f"({r['images_per_second']:.2f} images/s)", flush=True)
-
-
 def cmd_benchmark(args) -> None:
     if args.merge:  # refused before any work
         if not (args.samplers and args.json):
@@ -153,7 +143,7 @@ def cmd_benchmark(args) -> None:
         limit = 8 if args.quick else None
         if args.samplers:
             result = benchmark.sampler_table(args.samplers, names=args.models, device=args.device, limit=limit,
-                                             on_row=print_last_row,
+                                             on_row=benchmark.print_last_row,
                                              **({"samplers": args.sampler_list} if args.sampler_list else {}))
             if args.merge:  # these models' entries replace theirs in the --json file; the others stay
                 result = benchmark.merge_sampler_tables(json.loads(Path(args.json).read_text()), result)

@@ -53,6 +53,7 @@ VARIANTS = {
     "object_tokens_snr5": {"mode": "object_tokens", "attention_levels": 2, "snr_gamma": 5.0},
 }
 GUIDANCE, SAMPLER, STEPS, SPLITS = 2.0, "ddim", 25, ("test", "new_test")
+NOT_RECORDED = "not recorded"  # the machine of a variant from a file that named none
 
 
 def variant(name: str, images: int) -> tuple:
@@ -141,7 +142,7 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
     path = out / "scores.json"
     scores = json.loads(path.read_text()) if path.is_file() else {}
     for done in scores.get("training", {}).values():  # files from before each variant named its machine
-        done.setdefault("hardware", scores.get("hardware", "not recorded"))
+        done.setdefault("hardware", scores.get("hardware", NOT_RECORDED))
     scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS}, hardware=hardware(),
                   settings=f"full splits, {SAMPLER.upper()}-{STEPS}, w = {GUIDANCE:g}, seed 0, "
                            "evaluator weights/evaluator")
@@ -206,7 +207,7 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
         machines.setdefault(scores.get("training", {}).get(name, {}).get("hardware"), []).append(name)
     machines.pop(None, None)
     if machines:
-        where = "; ".join(f"{', '.join(names)} on {'a machine not recorded' if machine == 'not recorded' else machine}"
+        where = "; ".join(f"{', '.join(names)} on {'a machine not recorded' if machine == NOT_RECORDED else machine}"
                           for machine, names in machines.items())
         lines.append(f"\nTrained and scored: {where}. Scored on {scores.get('settings', '')}.")
     return "\n".join(lines)
