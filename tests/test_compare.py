@@ -60,6 +60,7 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     moved = tmp_path / "elsewhere"
     moved.mkdir()
     earlier = json.loads((out / "scores.json").read_text())
+    earlier_saved = dict(earlier)
     earlier["hardware"] = "CPU: x86_64, 2 threads"  # a file from before each variant named its machine
     for done in earlier["training"].values():
         del done["hardware"]
@@ -68,6 +69,7 @@ def test_variants_train_equal_images_and_resume_without_rescoring(tmp_path, tiny
     assert len(tiny_compare) == 8 and not (moved / "baseline").exists()
     assert carried["runs"] == scores["runs"]
     assert {t["hardware"] for t in carried["training"].values()} == {"CPU: x86_64, 2 threads"}  # not this one's
+    assert "hardware" not in carried and "hardware" not in earlier_saved  # one machine per variant, no more
     assert "baseline, object_tokens on CPU: x86_64, 2 threads." in compare.table(carried, at=(64, 128))
     del earlier["hardware"]  # older still: no machine recorded at all
     (moved / "scores.json").write_text(json.dumps(earlier))

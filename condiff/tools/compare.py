@@ -89,8 +89,8 @@ def score_snapshots(name: str, out: Path, scores: dict, evaluator, evaluator_dig
         for split in SPLITS:
             result = evaluate(pipe, split, guidance_scale=GUIDANCE, scheduler=SAMPLER, num_inference_steps=STEPS,
                               evaluator=evaluator)
-            row[split] = round(result["accuracy"], 4)
-            row[f"{split}_exact_scene"] = round(result["exact_scene_accuracy"], 4)
+            row[split] = round(result["accuracy"], 6)  # 6 decimals: the table rounds once, to 3
+            row[f"{split}_exact_scene"] = round(result["exact_scene_accuracy"], 6)
         rows[key] = row
         save()
         print(f"{name} at {int(key):,} images: test {row['test']:.3f} / new_test {row['new_test']:.3f} "
@@ -141,9 +141,10 @@ def compare(out: str | Path, names=tuple(VARIANTS), images: int = 128_000, snaps
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scores.json"
     scores = json.loads(path.read_text()) if path.is_file() else {}
-    for done in scores.get("training", {}).values():  # files from before each variant named its machine
-        done.setdefault("hardware", scores.get("hardware", NOT_RECORDED))
-    scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS}, hardware=hardware(),
+    old_machine = scores.pop("hardware", NOT_RECORDED)  # files from before each variant named its own machine
+    for done in scores.get("training", {}).values():
+        done.setdefault("hardware", old_machine)
+    scores.update(baseline=BASELINE.to_dict(), variants={n: VARIANTS[n] for n in VARIANTS},
                   settings=f"full splits, {SAMPLER.upper()}-{STEPS}, w = {GUIDANCE:g}, seed 0, "
                            "evaluator weights/evaluator")
 
