@@ -21,8 +21,8 @@ def hardware() -> str:
         return torch.cuda.get_device_name()
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
     name = next((line.partition(":")[2].strip() for line in info if line.startswith("model name")), "")
-    arch = platform.machine()
-    return f"CPU: {f'{name} ({arch})' if name and name != arch else arch}, {torch.get_num_threads()} threads"
+    arch, threads = platform.machine(), torch.get_num_threads()
+    return f"CPU: {f'{name} ({arch})' if name and name != arch else arch}, {threads} thread{'s' * (threads != 1)}"
 
 
 def git_commit() -> str:

@@ -107,3 +107,5 @@ def test_hardware_names_the_cpu_model(monkeypatch, tmp_path):
     assert runinfo.hardware() == "CPU: AMD EPYC (x86_64), 2 threads"
     cpuinfo.unlink()  # not Linux: the architecture alone
     assert runinfo.hardware() == "CPU: x86_64, 2 threads"
+    monkeypatch.setattr(runinfo.torch, "get_num_threads", lambda: 1)  # a run given one core (OMP_NUM_THREADS=1)
+    assert runinfo.hardware() == "CPU: x86_64, 1 thread"
