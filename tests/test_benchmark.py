@@ -39,6 +39,35 @@ def test_training_curve_scores_every_snapshot(tmp_path):
     assert rows[-1]["images_seen"] == tiny.max_steps * tiny.batch_size
 
 
+def test_a_warm_restarts_curve_is_kept_in_weights_and_shown(tmp_path):
+    """``benchmark --curve RUN --record-leg``: the curve of a run that continued shipped weights, by run."""
+    import json
+    import shutil
+
+    from condiff import WEIGHTS_DIR
+    from condiff.tools.benchmark import record_warm_restart, samplers_markdown, training_curve
+    from condiff.tools.results import title
+    from condiff.train import train
+
+    runs, tiny = _tiny_run(tmp_path)
+    with pytest.raises(ValueError, match="not a warm restart.*--init-from"):
+        record_warm_restart(runs / "time_sum", [], tmp_path)  # the first run of a model: nothing to record
+    train(tiny, runs / "again", progress=False, snapshot_every=tiny.max_steps, init_from=runs / "time_sum")
+    rows = training_curve(runs / "again", steps=2, limit=2)
+    assert rows[-1]["images_seen_total"] == 2 * tiny.max_steps * tiny.batch_size  # both runs' images
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("samplers.json", "training_curves.json"):
+        shutil.copy(WEIGHTS_DIR / name, weights / name)
+    record_warm_restart(runs / "again", rows, weights)
+    record_warm_restart(runs / "again", rows, weights)  # scored again: replaced, not added
+    kept = json.loads((weights / "training_curves.json").read_text())
+    assert kept["warm_restarts"] == {tiny.name: {"2": {"command": "", "note": "", "rows": rows}}}
+    assert kept["curves"] == json.loads((WEIGHTS_DIR / "training_curves.json").read_text())["curves"]  # kept
+    text = samplers_markdown(weights)
+    assert f"| {title(tiny.name)} | 2 | {tiny.max_steps:,} | {2 * tiny.max_steps * tiny.batch_size:,} |" in text
+
+
 def test_sampler_table_sweeps_guidance_then_compares_samplers(tmp_path, capsys):
     from condiff.tools.benchmark import print_last_row, sampler_table
 

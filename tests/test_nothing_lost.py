@@ -395,6 +395,9 @@ def test_benchmark_refuses_an_empty_or_missing_folder(tmp_path, capsys):
     check_error(["benchmark", "--samplers", tmp_path / "missing"], capsys, "does not exist")
     check_error(["benchmark", "--curve", tmp_path / "missing"], capsys, "does not exist", "--snapshot-every")
     check_error(["benchmark", "--curve", tmp_path / "empty"], capsys, "holds no snapshots")
+    check_error(["benchmark", "--record-leg"], capsys, "--record-leg takes --curve RUN_DIR")
+    check_error(["benchmark", "--curve", tmp_path / "empty", "--record-leg"], capsys, "not a warm restart",
+                "train --init-from")  # before any snapshot is scored
 
 
 def test_benchmark_json_is_checked_before_the_benchmark(tmp_path, capsys, monkeypatch):

@@ -14,6 +14,7 @@ Two more measurements take a GPU, or hours of CPU, and write JSON that notebook 
     python -m condiff benchmark --samplers weights --models object_tokens --sampler-list ddim-25,dpm++-10 \
         --json weights/samplers.json --merge    # one model again, on the CPU; the rest of the file stays
     python -m condiff benchmark --curve runs/time_sum_cosine --device cuda --json curve.json
+    python -m condiff benchmark --curve ../runs/time_sum --record-leg   # a warm restart's curve, kept in weights/
     python -m condiff benchmark --device cuda --json weights/throughput.json
 
 3. ``sampler_table``: every shipped model, the guidance sweep ``GUIDANCE_SCALES``, then each of
@@ -40,7 +41,7 @@ from ..evaluate import evaluate, load_evaluator
 from ..models import build_denoiser, count_parameters
 from ..pipeline import load_pipeline, make_scheduler
 from ..recipes import RECIPES, Recipe, get_recipe
-from ..runfolder import INDEX
+from ..runfolder import INDEX, atomic_write_text
 from ..runinfo import hardware, weights_digest
 from ..train import bf16_on_cpu, train
 from .results import EXACT_COLUMNS, splits_for, title
@@ -286,9 +287,32 @@ def training_curve(run_dir: str | Path, guidance_scale: float = 2.0, sampler: st
         pipe = load_pipeline(snap).to(device)
         row = {"step": info["steps"], "images_seen": info["images_seen"],
                "train_minutes": round(info["train_seconds"] / 60, 2), "hardware": info["hardware"]}
+        if "images_seen_total" in info:  # a warm restart: the images of every run behind the snapshot
+            row["images_seen_total"] = info["images_seen_total"]
         row.update(score(pipe, sampler, steps, guidance_scale, evaluator, limit))
         rows.append(row)
     return rows
+
+
+def warm_restart_of(run_dir: str | Path) -> dict:
+    """The ``training.json`` of a warm restart (``train --init-from``); a clear error for any other folder."""
+    path = Path(run_dir) / "training.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    if not info.get("legs"):
+        raise ValueError(f"--record-leg: {run_dir} is not a warm restart (its training.json lists no earlier "
+                         "runs); give a run trained with train --init-from")
+    return info
+
+
+def record_warm_restart(run_dir: str | Path, rows: list[dict], weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Keep a warm restart's curve (``training_curve``'s rows) in ``weights/training_curves.json``, under
+    ``warm_restarts[MODEL][RUN]`` (RUN = 2 for the first restart); scoring the same run again replaces it."""
+    info, path = warm_restart_of(run_dir), weights_dir / "training_curves.json"
+    curves = json.loads(path.read_text()) if path.is_file() else {}
+    runs = curves.setdefault("warm_restarts", {}).setdefault(info["recipe"]["name"], {})
+    runs[str(len(info["legs"]) + 1)] = {"command": info.get("command", ""), "note": info.get("note", ""), "rows": rows}
+    atomic_write_text(path, json.dumps(curves, indent=1) + "\n")
+    return path
 
 
 def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
@@ -339,5 +363,18 @@ def samplers_markdown(weights_dir: Path = WEIGHTS_DIR) -> str:
                 same = f" (the GPU run at that step: {pair(gpu[r['step']])})" if r["step"] in gpu else ""
                 lines += ["", f"The same recipe on the 2-core CPU ({title(name)}): step {r['step']:,} "
                               f"after {r['train_minutes']:.1f} minutes on {r['hardware']}, {pair(r)}{same}."]
+        restarts = json.loads(path.read_text()).get("warm_restarts", {})
+        if restarts:  # benchmark --curve RUN --record-leg: the runs that continued shipped weights
+            lines += ["", "Warm restarts (`train --init-from`), scored the same way; images of all runs so far, "
+                          "minutes of this run:", "", "| model | run | step | images | minutes | test / new_test |",
+                      "|---|---|---|---|---|---|"]
+            notes = []
+            for name, runs in restarts.items():
+                for run, entry in runs.items():
+                    said = [f"`{entry['command']}`" if entry["command"] else "", entry["note"]]
+                    notes.append(f"{title(name)}, run {run}: " + "; ".join(filter(None, said)))
+                    lines += [f"| {title(name)} | {run} | {r['step']:,} | {r['images_seen_total']:,} | "
+                              f"{r['train_minutes']:.1f} ({r['hardware']}) | {pair(r)} |" for r in entry["rows"]]
+            lines += [""] + [f"- {n}." for n in notes]
     return "\n".join(lines)
 

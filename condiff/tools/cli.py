@@ -137,6 +137,10 @@ def cmd_benchmark(args) -> None:
             raise ValueError(f"--merge: cannot read {args.json} as a sampler table: {error}") from None
         if not isinstance(earlier, dict) or not {"hardware", "settings", "digests", "models"} <= set(earlier):
             raise ValueError(f"--merge: {args.json} is not a sampler table (from benchmark --samplers --json)")
+    if args.record_leg:  # refused before any work
+        if not args.curve or args.quick:
+            raise ValueError("--record-leg takes --curve RUN_DIR (a warm restart), without --quick")
+        benchmark.warm_restart_of(args.curve)
     if args.json:
         commands.writable_file(Path(args.json), "--json")  # before the benchmark, not after it
     if args.samplers or args.curve or args.throughput or args.json:
@@ -149,6 +153,8 @@ def cmd_benchmark(args) -> None:
                 result = benchmark.merge_sampler_tables(json.loads(Path(args.json).read_text()), result)
         elif args.curve:
             result = benchmark.training_curve(args.curve, device=args.device, limit=limit)
+            if args.record_leg:
+                print(f"recorded in {benchmark.record_warm_restart(args.curve, result)}")
         else:
             result = benchmark.throughput(device=args.device, batch_size=args.batch_size, steps=args.steps,
                                           compile_mode=args.compile, quick=args.quick)
@@ -225,6 +231,8 @@ def build_parser():
     p.add_argument("--merge", action="store_true", help="--samplers with --json FILE: replace only these models' "
                    "entries in FILE, each marked with the machine it was measured on")
     p.add_argument("--curve", metavar="RUN_DIR", help="accuracy of each snapshot of a run against training time")
+    p.add_argument("--record-leg", action="store_true", help="--curve of a warm restart (train --init-from): "
+                   "keep its curve in weights/training_curves.json, shown in the README")
     p.add_argument("--throughput", action="store_true",
                    help="training images/s: the seed tutorials' loop against condiff's, same model and batch")
     p.add_argument("--batch-size", type=commands.whole(1), default=256, help="--throughput: the batch (default 256)")
