@@ -62,7 +62,7 @@ def test_a_warm_restarts_curve_is_kept_in_weights_and_shown(tmp_path):
     record_warm_restart(runs / "again", rows, weights)
     record_warm_restart(runs / "again", rows, weights)  # scored again: replaced, not added
     kept = json.loads((weights / "training_curves.json").read_text())
-    assert kept["warm_restarts"] == {tiny.name: {"2": {"command": "", "note": "", "rows": rows}}}
+    assert kept["warm_restarts"][tiny.name] == {"2": {"command": "", "note": "", "rows": rows}}
     assert kept["curves"] == json.loads((WEIGHTS_DIR / "training_curves.json").read_text())["curves"]  # kept
     text = samplers_markdown(weights)
     assert f"| {title(tiny.name)} | 2 | {tiny.max_steps:,} | {2 * tiny.max_steps * tiny.batch_size:,} |" in text
