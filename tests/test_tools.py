@@ -46,7 +46,7 @@ def test_cards_are_model_cards_from_the_runs_own_records(tmp_path, tiny_pipeline
         (run / item.name).symlink_to(item, target_is_directory=item.is_dir())
     info = {"command": "python -m condiff train time_sum --max-steps 4", "commit": "abc1234", "hardware": "CPU: x",
             "processes": 1, "train_seconds": 60.0, "steps": 4, "images_seen": 32, "seed": 0, "final_loss": 0.5,
-            "recipe": {"mode": "time_sum", "batch_size": 8}}
+            "recipe": {"mode": "time_sum", "batch_size": 8, "snr_gamma": 5.0, "label_hidden_dim": None}}
     (run / "training.json").write_text(json.dumps(info))
     weights = tmp_path / "weights"
     ship(run, "time_sum", weights)
@@ -56,8 +56,10 @@ def test_cards_are_model_cards_from_the_runs_own_records(tmp_path, tiny_pipeline
     assert (weights / "time_sum" / "README.md").read_text() == card.content
     assert card.data.library_name == "diffusers" and "time_sum" in card.data.tags
     for fact in ("`python -m condiff train time_sum --max-steps 4`", "abc1234", "CPU: x, 1 process(es)",
-                 "wall time: 1.0 min", "images seen: 32", "Multi-label, time-sum (linear)", "batch_size=8"):
+                 "wall time: 1.0 min", "images seen: 32", "Multi-label, time-sum (linear)", "batch_size=8",
+                 "snr_gamma=5.0"):
         assert fact in card.text, fact
+    assert "label_hidden_dim" not in card.text  # an unset setting is the default, not listed
     assert "`unet/diffusion_pytorch_model.safetensors`" in card.text and "`README.md`" not in card.text
     assert (weights / "README.md").read_text() == cards_markdown(weights)
     with pytest.raises(FileNotFoundError, match="no training.json"):

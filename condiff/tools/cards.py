@@ -29,7 +29,7 @@ EVALUATOR_TITLE = "Scene evaluator (a classifier with a presence head and a per-
 SHIPPED_FILES = (str(INDEX), "unet", "label_encoder", "scheduler", "history.json", "training.json",
                  "config.json", "diffusion_pytorch_model.safetensors")
 RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
-                "ema_decay")
+                "ema_decay", "snr_gamma", "timestep_sampling", "time_scale_shift", "label_hidden_dim")
 
 
 def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None = None,
@@ -181,7 +181,8 @@ def _facts(info: dict) -> list[tuple[str, object]]:
                       f"{share:.4f}"))
     recipe = info.get("recipe", {})
     if recipe:
-        facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if k in recipe)))
+        # A setting left at None (e.g. no Min-SNR weighting) is the plain default and is not listed.
+        facts.append(("recipe", ", ".join(f"{k}={recipe[k]}" for k in RECIPE_FACTS if recipe.get(k) is not None)))
     return facts
 
 
