@@ -12,7 +12,7 @@ from tiny import write_iclevr_folder, write_sprites_fixture
 from condiff.data.iclevr import SPLITS_DIR, ICLEVRDataset, held_out_combinations, load_split
 from condiff.data.labels import MAX_OBJECTS, OBJECTS, names_to_multihot
 from condiff.data.scenes import ProceduralScenes
-from condiff.tools.splits import make_splits
+from condiff.tools.splits import make_splits, other_label_files
 
 
 def test_committed_splits_are_the_documented_ones():
@@ -21,6 +21,19 @@ def test_committed_splits_are_the_documented_ones():
         assert json.loads((SPLITS_DIR / f"{name}.json").read_text()) == cases
     assert len(made["test"]) >= 32 and len(made["new_test"]) >= 32
     assert all(2 <= len(c) <= 3 for c in made["new_test"])
+
+
+def test_other_label_files_are_fixed_valid_and_not_the_committed_splits():
+    files = other_label_files()
+    assert files == other_label_files()  # the same files every time: scores can be compared across runs
+    assert len(files) == 4 and all(len(cases) == 32 for cases in files)
+    committed = [load_split("test"), load_split("new_test")]
+    for cases in files:
+        assert cases not in committed and cases[:8] not in [c[:8] for c in committed]
+        assert {len(c) for c in cases} == {1, 2, 3}  # 1 to 3 objects, as in i-CLEVR's test.json
+        for case in cases:
+            assert len(set(case)) == len(case) and names_to_multihot(case).sum() == len(case)
+    assert other_label_files(files=2, num_cases=5, seed=8) != other_label_files(files=2, num_cases=5)
 
 
 def test_new_test_combinations_never_appear_in_training():

@@ -194,6 +194,34 @@ def test_results_table_names_the_old_exact_set_columns():
     assert "exact-scene" not in table and "| 0.125 | 0.250 |" in table
 
 
+def test_results_markdown_adds_the_other_label_files_only_when_measured():
+    from condiff.tools.results import other_files_markdown, results_markdown, to_markdown
+
+    row = {"method": "m", "params": 1e6, "train_images": 10, "train_minutes": 1.0, "hardware": "h",
+           "guidance_scale": 2.0, "test": 0.5, "new_test": 0.6, "sample_32_seconds": 1.0}
+    plain = {"rows": [row], "settings": "DDIM-25"}
+    assert other_files_markdown([row]) == ""
+    assert results_markdown(plain) == f"{to_markdown([row])}\n\nMeasured with DDIM-25."
+    other = {"files": 2, "scenes_per_file": 32, "top_k": [0.25, 0.5], "exact_scene": [0.0, 0.125]}
+    table = other_files_markdown([row, {**row, "guidance_scale": 1.0}, {**row, "other_files": other}])
+    assert "on 2 other label files of 32 scenes" in table
+    assert table.splitlines()[-1] == "| m | 2 | 0.500 / 0.600 | 0.250 / 0.500 | 0.375 | 0.000 / 0.125 | 0.062 |"
+    assert len(table.splitlines()) == 5  # the line, a blank, header, rule and the one row that has other_files
+    both = results_markdown({"rows": [{**row, "other_files": other}], "settings": "DDIM-25"})
+    assert both.index("| method |") < both.index("other label files") < both.index("Measured with")
+
+
+def test_other_label_files_are_scored_like_the_splits(tiny_pipeline_dir, evaluator_dir):
+    from condiff.pipeline import load_pipeline
+    from condiff.tools.results import score_other_files
+
+    scores = score_other_files(load_pipeline(tiny_pipeline_dir), 2.0, steps=2,
+                               evaluator=load_evaluator(evaluator_dir), quick=True)
+    assert scores["files"] == 2 and scores["scenes_per_file"] == 4
+    assert len(scores["top_k"]) == len(scores["exact_scene"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in scores["top_k"] + scores["exact_scene"])
+
+
 def test_results_table_counts_every_run_behind_warm_restarted_weights():
     """A warm restart's training.json describes its own run and lists the runs before it as legs."""
     from condiff.tools.results import training_cost

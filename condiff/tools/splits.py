@@ -1,4 +1,5 @@
 """How the committed evaluation splits in ``condiff/data/splits/`` were drawn; a test checks they still match.
+Also the other label files that ``python -m condiff results`` scores beside them (``other_label_files``).
 
     python -m condiff.tools.splits       # regenerate them (changes every score: only for a new split design)
 """
@@ -46,6 +47,17 @@ def make_splits(seed: int = 2024, num_cases: int = 64) -> dict[str, list[list[st
     test = [random_objects(rng, MAX_OBJECTS, exclude=held_out) for _ in range(num_cases)]
     single = [[name] for name in OBJECTS] * 2
     return {"test": test, "new_test": new_test, "single": single}
+
+
+def other_label_files(files: int = 4, num_cases: int = 32, seed: int = 7) -> list[list[list[str]]]:
+    """``files`` label files of ``num_cases`` scenes of 1 to 3 objects each, drawn as ``test``'s scenes were
+    (``random_objects``) from a seed of their own, nothing excluded.
+
+    Shipped models are chosen by their scores on the committed splits; these files check that a score holds
+    on scenes nobody chose them by (the results table reports both).
+    """
+    rng = np.random.default_rng(seed)
+    return [[random_objects(rng) for _ in range(num_cases)] for _ in range(files)]
 
 
 if __name__ == "__main__":
