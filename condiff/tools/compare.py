@@ -51,6 +51,7 @@ VARIANTS = {
     "batch128": {"batch_size": 128},
     # The winners combined, checked once.
     "object_tokens_snr5": {"mode": "object_tokens", "attention_levels": 2, "snr_gamma": 5.0},
+    "label_mlp_snr5": {"label_hidden_dim": 768, "snr_gamma": 5.0},
 }
 GUIDANCE, SAMPLER, STEPS, SPLITS = 2.0, "ddim", 25, ("test", "new_test")
 NOT_RECORDED = "not recorded"  # the machine of a variant from a file that named none
