@@ -35,7 +35,7 @@ class Recipe:
     label_dropout: float = 0.1  # share of labels replaced by the null label: classifier-free guidance
     grad_clip: float = 1.0
     checkpoint_every: int = 250
-    mixed_precision: str = "bf16"  # autocast on a GPU, and on a CPU with bf16 units (train.bf16_on_cpu)
+    mixed_precision: str = "bf16"  # autocast on a GPU, and on a CPU with bf16 units (runinfo.bf16_on_cpu)
     seed: int = 0
 
     def to_dict(self) -> dict:

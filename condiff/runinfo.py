@@ -14,15 +14,26 @@ from pathlib import Path
 import torch
 
 
+def bf16_on_cpu() -> bool:
+    """Whether this CPU has bf16 units (AVX-512 BF16 or AMX): without them bf16 autocast is emulated, and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
 def hardware() -> str:
-    """The GPU's name, else the CPU's model (where Linux names it), architecture and torch's threads:
-    ``"CPU: AMD EPYC (x86_64), 2 threads"``; ``"CPU: x86_64, 2 threads"`` in records made before the model."""
+    """The GPU's name, else the CPU's model (where Linux names it), architecture, whether it has bf16 units
+    and torch's threads: ``"CPU: AMD EPYC (x86_64, bf16 units), 2 threads"``. Two CPUs of one model name can
+    differ by 2-3x in training speed with and without bf16 units, so a speed needs the last part. Older
+    records lack it (``"CPU: AMD EPYC (x86_64), 2 threads"``) or the model too (``"CPU: x86_64, 2 threads"``)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
     name = next((line.partition(":")[2].strip() for line in info if line.startswith("model name")), "")
     arch, threads = platform.machine(), torch.get_num_threads()
-    return f"CPU: {f'{name} ({arch})' if name and name != arch else arch}, {threads} thread{'s' * (threads != 1)}"
+    units = f"{arch}, {'bf16 units' if bf16_on_cpu() else 'no bf16 units'}"
+    return f"CPU: {f'{name} ({units})' if name and name != arch else f'{units}'}, {threads} thread{'s' * (threads != 1)}"
 
 
 def git_commit() -> str:

@@ -47,7 +47,7 @@ from .models import Denoiser, build_denoiser, count_parameters
 from .pipeline import ConditionalDDPMPipeline, load_pipeline
 from .recipes import Recipe, get_recipe
 from .runfolder import RunFolder, latest_checkpoint
-from .runinfo import git_commit, hardware, weights_digest
+from .runinfo import bf16_on_cpu, git_commit, hardware, weights_digest
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes for the UNet
 # The 4th key of a step's generator for noise, timesteps and label dropout. Not 0: SeedSequence seeds
@@ -228,14 +228,6 @@ def check_train_args(recipe: Recipe, snapshot_every: int, device, log_every: int
         raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between history entries)")
     if compile_mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode={compile_mode!r}; allowed: {', '.join(map(str, COMPILE_MODES))}")
-
-
-def bf16_on_cpu() -> bool:
-    """Whether this CPU has bf16 units (AVX-512 BF16 or AMX): without them bf16 autocast is emulated, and slow."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without oneDNN
-        return False
 
 
 def mixed_precision(recipe: Recipe, on_gpu: bool, verbose: bool = True) -> str:

@@ -94,6 +94,19 @@ def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
         compare.ship(tmp_path / "empty", weights)
 
 
+def test_table_names_the_machine_of_each_speed():
+    """Images/s from two machines of one model name (with and without bf16 units) are not shown as comparable."""
+    row = {"test": 0.1, "new_test": 0.2, "test_exact_scene": 0.0, "new_test_exact_scene": 0.05}
+    scores = {"variants": {"baseline": {}, "min_snr5": {"snr_gamma": 5.0}},
+              "runs": {"baseline": {"64000": row}, "min_snr5": {"64000": row}},
+              "images_per_second": {"baseline": {"images_per_second": 58.7, "hardware": "CPU: A (x86_64), 2 threads"},
+                                    "min_snr5": {"images_per_second": 21.6, "hardware": "CPU: A (x86_64, no bf16 units)"}}}
+    table = compare.table(scores, at=(64_000,))
+    assert "| baseline | - | 58.7 | 0.100 / 0.200 |" in table and "| min_snr5 | snr_gamma=5.0 | 21.6 |" in table
+    assert table.endswith("Images/s timed idle (`--speed`): baseline on CPU: A (x86_64), 2 threads; "
+                          "min_snr5 on CPU: A (x86_64, no bf16 units).")
+
+
 def test_hardware_names_the_cpu_model(monkeypatch, tmp_path):
     """A CPU record says which CPU, not only its architecture: 2-core machines differ (bf16 units or not)."""
     from condiff import runinfo
@@ -103,9 +116,12 @@ def test_hardware_names_the_cpu_model(monkeypatch, tmp_path):
     monkeypatch.setattr(runinfo.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(runinfo.torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(runinfo.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(runinfo, "bf16_on_cpu", lambda: True)
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
-    assert runinfo.hardware() == "CPU: AMD EPYC (x86_64), 2 threads"
-    cpuinfo.unlink()  # not Linux: the architecture alone
-    assert runinfo.hardware() == "CPU: x86_64, 2 threads"
+    assert runinfo.hardware() == "CPU: AMD EPYC (x86_64, bf16 units), 2 threads"
+    monkeypatch.setattr(runinfo, "bf16_on_cpu", lambda: False)  # same model name, 2-3x slower to train
+    assert runinfo.hardware() == "CPU: AMD EPYC (x86_64, no bf16 units), 2 threads"
+    cpuinfo.unlink()  # not Linux: no model name
+    assert runinfo.hardware() == "CPU: x86_64, no bf16 units, 2 threads"
     monkeypatch.setattr(runinfo.torch, "get_num_threads", lambda: 1)  # a run given one core (OMP_NUM_THREADS=1)
-    assert runinfo.hardware() == "CPU: x86_64, 1 thread"
+    assert runinfo.hardware() == "CPU: x86_64, no bf16 units, 1 thread"

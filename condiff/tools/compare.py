@@ -212,4 +212,12 @@ def table(scores: dict, at=(64_000, 128_000)) -> str:
         where = "; ".join(f"{', '.join(names)} on {'a machine not recorded' if machine == NOT_RECORDED else machine}"
                           for machine, names in machines.items())
         lines.append(f"\nTrained and scored: {where}. Scored on {scores.get('settings', '')}.")
+    timed = {}  # hardware -> the variants whose images/s it measured (machines of one name differ 2-3x)
+    for name in scores.get("runs", {}):
+        if name in speeds:
+            timed.setdefault(speeds[name].get("hardware", NOT_RECORDED), []).append(name)
+    if timed:
+        lines.append("Images/s timed idle (`--speed`): " + "; ".join(
+            f"{', '.join(names)} on {'a machine not recorded' if machine == NOT_RECORDED else machine}"
+            for machine, names in timed.items()) + ".")
     return "\n".join(lines)
