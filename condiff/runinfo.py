@@ -33,7 +33,8 @@ def hardware() -> str:
     name = next((line.partition(":")[2].strip() for line in info if line.startswith("model name")), "")
     arch, threads = platform.machine(), torch.get_num_threads()
     units = f"{arch}, {'bf16 units' if bf16_on_cpu() else 'no bf16 units'}"
-    return f"CPU: {f'{name} ({units})' if name and name != arch else f'{units}'}, {threads} thread{'s' * (threads != 1)}"
+    cpu = f"{name} ({units})" if name and name != arch else units
+    return f"CPU: {cpu}, {threads} thread{'s' * (threads != 1)}"
 
 
 def git_commit() -> str:

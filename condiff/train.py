@@ -55,10 +55,11 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.co
 NOISE_STREAM = 1
 # What a resumed run must keep, so that its images_seen and reproduction command stay true; the CLI's flags.
 RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed",
-                "snr_gamma": "--snr-gamma", "timestep_sampling": "--timestep-sampling"}
+                "snr_gamma": "--snr-gamma", "timestep_sampling": "--timestep-sampling",
+                "label_hidden_dim": "--label-hidden-dim"}
 # ... and the recipe's model and noise, so that the weights go on learning what they started to.
 RESUME_SETTINGS = (*RUN_SETTINGS, "mode", "beta_schedule", "image_size", "block_out_channels",
-                   "layers_per_block", "attention_levels", "time_scale_shift", "label_hidden_dim", "max_objects")
+                   "layers_per_block", "attention_levels", "time_scale_shift", "max_objects")
 
 
 def default_data(recipe: Recipe, device: torch.device | str = "cpu") -> ProceduralScenes:
@@ -224,6 +225,9 @@ def check_train_args(recipe: Recipe, snapshot_every: int, device, log_every: int
                          f"where a GPU is visible ({'one is' if torch.cuda.is_available() else 'none is'} here)")
     if recipe.timestep_sampling not in TIMESTEP_SAMPLING:
         raise ValueError(f"timestep_sampling={recipe.timestep_sampling!r}; allowed: {', '.join(TIMESTEP_SAMPLING)}")
+    if recipe.label_hidden_dim is not None and recipe.mode not in LABEL_MLP_MODES:
+        raise ValueError(f"label_hidden_dim={recipe.label_hidden_dim}: recipe {recipe.name!r} ({recipe.mode}) has no "
+                         f"label MLP with a hidden layer; only the {' and '.join(LABEL_MLP_MODES)} modes have one")
     if log_every < 1:
         raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between history entries)")
     if compile_mode not in COMPILE_MODES:
@@ -242,6 +246,7 @@ def mixed_precision(recipe: Recipe, on_gpu: bool, verbose: bool = True) -> str:
 
 
 TIMESTEP_SAMPLING = ("uniform", "high_noise")
+LABEL_MLP_MODES = ("time_sum", "cross_attention")  # the label encoders with a hidden layer (label_hidden_dim)
 
 
 def sample_timesteps(how: str, n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
@@ -341,13 +346,35 @@ def load_start(path: str | Path) -> dict:
 
 
 def warm_start(denoiser: Denoiser, start: dict, path) -> None:
-    """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused."""
+    """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused.
+
+    One change of architecture is allowed: a wider hidden layer in the label MLP (``label_hidden_dim``)
+    than the start's, filled so the model computes exactly what the start computed (Net2Net-style, Chen et
+    al. 2016): the old units are copied, the new ones keep their fresh input weights and get zero output
+    weights, so they add nothing until training moves them."""
     pipe = start["pipeline"]
+    weights = Denoiser(pipe.unet, pipe.label_encoder).state_dict()
     try:
-        denoiser.load_state_dict(Denoiser(pipe.unet, pipe.label_encoder).state_dict())
+        denoiser.load_state_dict(widen_label_mlp(weights, denoiser.state_dict()))
     except RuntimeError as error:
         raise ValueError(f"init_from={str(path)!r} holds another model than recipe {denoiser.mode!r} builds "
                          f"(mode, size or labels differ): {str(error).splitlines()[0]}") from None
+
+
+def widen_label_mlp(start: dict, target: dict) -> dict:
+    """``start``'s state dict, its label MLP's hidden layer widened to ``target``'s where that is wider."""
+    first, second = "encoder.mlp.0", "encoder.mlp.2"
+    if f"{second}.weight" not in start or f"{second}.weight" not in target:
+        return start  # no hidden layer (concat, object tokens, unconditional)
+    old, new = start[f"{first}.weight"].shape[0], target[f"{first}.weight"].shape[0]
+    if new <= old or start[f"{first}.weight"].shape[1] != target[f"{first}.weight"].shape[1]:
+        return start  # the same width (or a narrower one, or other labels: load_state_dict refuses those)
+    widened = dict(start)
+    widened[f"{first}.weight"] = torch.cat([start[f"{first}.weight"], target[f"{first}.weight"][old:]])
+    widened[f"{first}.bias"] = torch.cat([start[f"{first}.bias"], target[f"{first}.bias"][old:]])
+    zeros = torch.zeros(start[f"{second}.weight"].shape[0], new - old, dtype=start[f"{second}.weight"].dtype)
+    widened[f"{second}.weight"] = torch.cat([start[f"{second}.weight"], zeros], dim=1)
+    return widened
 
 
 def save_ema_pipeline(folder: RunFolder, denoiser: Denoiser, ema: EMAModel, scheduler: DDPMScheduler) -> None:

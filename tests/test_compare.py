@@ -97,10 +97,10 @@ def test_ship_copies_the_scores_and_writes_the_readme_table(tmp_path):
 def test_table_names_the_machine_of_each_speed():
     """Images/s from two machines of one model name (with and without bf16 units) are not shown as comparable."""
     row = {"test": 0.1, "new_test": 0.2, "test_exact_scene": 0.0, "new_test_exact_scene": 0.05}
+    speeds = {"baseline": {"images_per_second": 58.7, "hardware": "CPU: A (x86_64), 2 threads"},
+              "min_snr5": {"images_per_second": 21.6, "hardware": "CPU: A (x86_64, no bf16 units)"}}
     scores = {"variants": {"baseline": {}, "min_snr5": {"snr_gamma": 5.0}},
-              "runs": {"baseline": {"64000": row}, "min_snr5": {"64000": row}},
-              "images_per_second": {"baseline": {"images_per_second": 58.7, "hardware": "CPU: A (x86_64), 2 threads"},
-                                    "min_snr5": {"images_per_second": 21.6, "hardware": "CPU: A (x86_64, no bf16 units)"}}}
+              "runs": {"baseline": {"64000": row}, "min_snr5": {"64000": row}}, "images_per_second": speeds}
     table = compare.table(scores, at=(64_000,))
     assert "| baseline | - | 58.7 | 0.100 / 0.200 |" in table and "| min_snr5 | snr_gamma=5.0 | 21.6 |" in table
     assert table.endswith("Images/s timed idle (`--speed`): baseline on CPU: A (x86_64), 2 threads; "

@@ -255,9 +255,17 @@ def test_file_named_like_a_split(tiny_pipeline_dir, evaluator_dir, tmp_path, cap
     ("--snr-gamma", "0", "argument --snr-gamma: must be a finite number in (0, 1000]"),
     ("--snr-gamma", "inf", "argument --snr-gamma: must be a finite number in (0, 1000]"),
     ("--timestep-sampling", "low_noise", "argument --timestep-sampling: invalid choice: 'low_noise'"),
+    ("--label-hidden-dim", "0", "argument --label-hidden-dim: must be a whole number >= 1; got '0'"),
 ])
 def test_train_options_are_named(tmp_path, capsys, option, value, fragment):
     check_error(["train", "time_sum", "--out", tmp_path / "run", option, value], capsys, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_label_mlp_width_for_a_model_without_one_is_refused(tmp_path, capsys):
+    check_error(["train", "concat", "--out", tmp_path / "run", "--label-hidden-dim", "768"], capsys,
+                "label_hidden_dim=768: recipe 'concat' (concat) has no label MLP with a hidden layer; "
+                "only the time_sum and cross_attention modes have one")
     assert not (tmp_path / "run").exists()
 
 

@@ -281,12 +281,13 @@ def test_cli_loss_weighting_and_timestep_flags_are_run_settings(tmp_path, capsys
 
     out = tmp_path / "run"
     main(["train", "tiny", "--out", str(out), "--snr-gamma", "5", "--timestep-sampling", "high_noise",
-          "--stop-after", "2"])
+          "--label-hidden-dim", "32", "--stop-after", "2"])
     main(["train", "tiny", "--out", str(out)])
     summary = json.loads((out / "training.json").read_text())
     assert summary["steps"] == TINY.max_steps
     assert (summary["recipe"]["snr_gamma"], summary["recipe"]["timestep_sampling"]) == (5.0, "high_noise")
     assert "--snr-gamma 5.0" in summary["command"] and "--timestep-sampling high_noise" in summary["command"]
+    assert summary["recipe"]["label_hidden_dim"] == 32 and "--label-hidden-dim 32" in summary["command"]
     check_error(["train", "tiny", "--out", out, "--max-steps", 9, "--snr-gamma", 2], capsys,
                 "was started with --snr-gamma 5.0; resuming it with --snr-gamma 2.0")
     plain = tmp_path / "plain"

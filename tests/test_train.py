@@ -28,10 +28,11 @@ import torch
 from safetensors.torch import load_file
 from tiny import TINY
 
+from condiff.models import Denoiser, build_denoiser
 from condiff.pipeline import load_pipeline
 from condiff.recipes import RECIPES
 from condiff.runfolder import latest_checkpoint
-from condiff.train import train
+from condiff.train import load_start, train, warm_start
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CLI = [sys.executable, str(Path(__file__).with_name("tiny.py"))]  # `python -m condiff` that knows "tiny"
@@ -419,6 +420,29 @@ def test_a_warm_restart_starts_from_the_given_weights_and_records_its_legs(tmp_p
     assert second["images_seen_total"] == first["images_seen"] + second["images_seen"]
     resumed = train(TINY.with_overrides(max_steps=6), tmp_path / "second", progress=False)
     assert resumed["legs"] == second["legs"]  # the checkpoint keeps the legs; its weights, not init_from's
+
+
+def test_a_warm_restart_may_widen_the_label_mlp_and_computes_the_same_at_first(tmp_path):
+    run(tmp_path / "first", resume=False)
+    start = load_pipeline(tmp_path / "first")
+    narrow = Denoiser(start.unet, start.label_encoder)
+    hidden = narrow.encoder.config.hidden_dim or narrow.encoder.config.out_dim
+    wide = build_denoiser(TINY.mode, **TINY.with_overrides(label_hidden_dim=4 * hidden).model_kwargs())
+    warm_start(wide, load_start(tmp_path / "first"), tmp_path / "first")
+    assert wide.encoder.mlp[0].out_features == 4 * hidden
+    x, t = torch.randn(2, 3, TINY.image_size, TINY.image_size), torch.tensor([10, 900])
+    labels = torch.zeros(2, 24)
+    labels[0, [1, 5]] = labels[1, 20] = 1
+    with torch.no_grad():
+        assert torch.allclose(wide(x, t, labels), narrow(x, t, labels), atol=1e-6)
+        assert wide.encoder.mlp[2].weight[:, hidden:].abs().sum() == 0  # the new units start silent
+    assert wide.encoder.mlp[0].weight[hidden:].abs().sum() > 0  # but with inputs, so they can learn
+    summary = train(TINY.with_overrides(label_hidden_dim=4 * hidden), tmp_path / "wide", progress=False,
+                    init_from=tmp_path / "first")
+    assert summary["recipe"]["label_hidden_dim"] == 4 * hidden
+    with pytest.raises(ValueError, match="holds another model"):  # narrower than the start: refused
+        train(TINY.with_overrides(label_hidden_dim=hidden // 2), tmp_path / "narrow", progress=False,
+              init_from=tmp_path / "first")
 
 
 def test_a_warm_restart_from_another_model_is_refused_before_any_work(tmp_path):

@@ -411,6 +411,9 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
                         "e.g. 5 (default: the recipe's, plain MSE)")
     p.add_argument("--timestep-sampling", choices=TIMESTEP_SAMPLING,
                    help="how training draws timesteps (default: the recipe's, uniform)")
+    p.add_argument("--label-hidden-dim", type=positive,
+                   help="hidden width of the label MLP (time_sum, cross_attention; default: its output width); "
+                        "with --init-from, a wider one than the start's keeps what the start computes")
     p.add_argument("--snapshot-every", type=whole(0), default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
