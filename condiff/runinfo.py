@@ -23,10 +23,8 @@ def bf16_on_cpu() -> bool:
 
 
 def hardware() -> str:
-    """The GPU's name, else the CPU's model (where Linux names it), architecture, whether it has bf16 units
-    and torch's threads: ``"CPU: AMD EPYC (x86_64, bf16 units), 2 threads"``. Two CPUs of one model name can
-    differ by 2-3x in training speed with and without bf16 units, so a speed needs the last part. Older
-    records lack it (``"CPU: AMD EPYC (x86_64), 2 threads"``) or the model too (``"CPU: x86_64, 2 threads"``)."""
+    """The GPU's name, else the CPU's model (where Linux names it), architecture, bf16 units (one model name
+    trains 2-3x apart with and without them) and threads: ``"CPU: AMD EPYC (x86_64, bf16 units), 2 threads"``."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []

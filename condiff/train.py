@@ -225,9 +225,9 @@ def check_train_args(recipe: Recipe, snapshot_every: int, device, log_every: int
                          f"where a GPU is visible ({'one is' if torch.cuda.is_available() else 'none is'} here)")
     if recipe.timestep_sampling not in TIMESTEP_SAMPLING:
         raise ValueError(f"timestep_sampling={recipe.timestep_sampling!r}; allowed: {', '.join(TIMESTEP_SAMPLING)}")
-    if recipe.label_hidden_dim is not None and recipe.mode not in LABEL_MLP_MODES:
+    if recipe.label_hidden_dim is not None and recipe.mode not in ("time_sum", "cross_attention"):
         raise ValueError(f"label_hidden_dim={recipe.label_hidden_dim}: recipe {recipe.name!r} ({recipe.mode}) has no "
-                         f"label MLP with a hidden layer; only the {' and '.join(LABEL_MLP_MODES)} modes have one")
+                         "label MLP with a hidden layer; only the time_sum and cross_attention modes have one")
     if log_every < 1:
         raise ValueError(f"log_every={log_every}: allowed are 1 or more (steps between history entries)")
     if compile_mode not in COMPILE_MODES:
@@ -246,7 +246,6 @@ def mixed_precision(recipe: Recipe, on_gpu: bool, verbose: bool = True) -> str:
 
 
 TIMESTEP_SAMPLING = ("uniform", "high_noise")
-LABEL_MLP_MODES = ("time_sum", "cross_attention")  # the label encoders with a hidden layer (label_hidden_dim)
 
 
 def sample_timesteps(how: str, n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
@@ -346,12 +345,8 @@ def load_start(path: str | Path) -> dict:
 
 
 def warm_start(denoiser: Denoiser, start: dict, path) -> None:
-    """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused.
-
-    One change of architecture is allowed: a wider hidden layer in the label MLP (``label_hidden_dim``)
-    than the start's, filled so the model computes exactly what the start computed (Net2Net-style, Chen et
-    al. 2016): the old units are copied, the new ones keep their fresh input weights and get zero output
-    weights, so they add nothing until training moves them."""
+    """Copy the starting pipeline's weights into ``denoiser``; another model's weights are refused, except for
+    a wider label MLP, widened so that it computes what the start computed (``widen_label_mlp``)."""
     pipe = start["pipeline"]
     weights = Denoiser(pipe.unet, pipe.label_encoder).state_dict()
     try:
@@ -362,19 +357,15 @@ def warm_start(denoiser: Denoiser, start: dict, path) -> None:
 
 
 def widen_label_mlp(start: dict, target: dict) -> dict:
-    """``start``'s state dict, its label MLP's hidden layer widened to ``target``'s where that is wider."""
-    first, second = "encoder.mlp.0", "encoder.mlp.2"
-    if f"{second}.weight" not in start or f"{second}.weight" not in target:
-        return start  # no hidden layer (concat, object tokens, unconditional)
-    old, new = start[f"{first}.weight"].shape[0], target[f"{first}.weight"].shape[0]
-    if new <= old or start[f"{first}.weight"].shape[1] != target[f"{first}.weight"].shape[1]:
-        return start  # the same width (or a narrower one, or other labels: load_state_dict refuses those)
-    widened = dict(start)
-    widened[f"{first}.weight"] = torch.cat([start[f"{first}.weight"], target[f"{first}.weight"][old:]])
-    widened[f"{first}.bias"] = torch.cat([start[f"{first}.bias"], target[f"{first}.bias"][old:]])
-    zeros = torch.zeros(start[f"{second}.weight"].shape[0], new - old, dtype=start[f"{second}.weight"].dtype)
-    widened[f"{second}.weight"] = torch.cat([start[f"{second}.weight"], zeros], dim=1)
-    return widened
+    """``start``'s weights, its label MLP's hidden layer widened to ``target``'s if that is wider (Net2Net, Chen
+    et al. 2016): the old units copied, the new ones with ``target``'s fresh inputs and zero output weights."""
+    w1, b1, w2 = "encoder.mlp.0.weight", "encoder.mlp.0.bias", "encoder.mlp.2.weight"
+    if w2 not in start or w2 not in target or not start[w1].shape[0] < target[w1].shape[0] \
+            or start[w1].shape[1] != target[w1].shape[1]:
+        return start  # no hidden layer, or not a widening: load_state_dict accepts or refuses it as it is
+    old = start[w1].shape[0]
+    return {**start, w1: torch.cat([start[w1], target[w1][old:]]), b1: torch.cat([start[b1], target[b1][old:]]),
+            w2: torch.cat([start[w2], torch.zeros_like(target[w2][:, old:])], dim=1)}
 
 
 def save_ema_pipeline(folder: RunFolder, denoiser: Denoiser, ema: EMAModel, scheduler: DDPMScheduler) -> None:
