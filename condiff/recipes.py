@@ -32,6 +32,7 @@ class Recipe:
     warmup_steps: int = 200
     max_steps: int = 2_100  # 537,600 images: the shipped weights (weights/README.md)
     ema_decay: float = 0.9995  # reached gradually (EMA warm-up), so short runs still get a useful average
+    ema_warmup: str = "on"  # "off": ema_decay from the first step, for a warm restart (its start is an average)
     label_dropout: float = 0.1  # share of labels replaced by the null label: classifier-free guidance
     grad_clip: float = 1.0
     checkpoint_every: int = 250

@@ -56,7 +56,7 @@ NOISE_STREAM = 1
 # What a resumed run must keep, so that its images_seen and reproduction command stay true; the CLI's flags.
 RUN_SETTINGS = {"batch_size": "--batch-size", "learning_rate": "--learning-rate", "seed": "--seed",
                 "snr_gamma": "--snr-gamma", "timestep_sampling": "--timestep-sampling",
-                "label_hidden_dim": "--label-hidden-dim"}
+                "label_hidden_dim": "--label-hidden-dim", "ema_warmup": "--ema-warmup"}
 # ... and the recipe's model and noise, so that the weights go on learning what they started to.
 RESUME_SETTINGS = (*RUN_SETTINGS, "mode", "beta_schedule", "image_size", "block_out_channels",
                    "layers_per_block", "attention_levels", "time_scale_shift", "max_objects")
@@ -144,7 +144,10 @@ def train(
         params = list(denoiser.parameters())
         optimizer = torch.optim.AdamW(params, lr=recipe.scaled_learning_rate(), weight_decay=0.0, fused=on_gpu)
         lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.max_steps)
-        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
+        # The EMA's warm-up makes its decay 1 - (1 + step)^(-3/4), a ~100-step horizon at step 500; ema_warmup="off"
+        # (min_decay) keeps ema_decay from the first step, for a warm restart, which starts from an average already.
+        ema = EMAModel(params, decay=recipe.ema_decay, use_ema_warmup=True, power=3 / 4, foreach=True,
+                       min_decay=recipe.ema_decay if recipe.ema_warmup == "off" else 0.0)
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
         # 2. Accelerate wraps the model and the optimiser; the EMA, the LR schedule (one step per optimiser
@@ -225,6 +228,8 @@ def check_train_args(recipe: Recipe, snapshot_every: int, device, log_every: int
                          f"where a GPU is visible ({'one is' if torch.cuda.is_available() else 'none is'} here)")
     if recipe.timestep_sampling not in TIMESTEP_SAMPLING:
         raise ValueError(f"timestep_sampling={recipe.timestep_sampling!r}; allowed: {', '.join(TIMESTEP_SAMPLING)}")
+    if recipe.ema_warmup not in EMA_WARMUP:
+        raise ValueError(f"ema_warmup={recipe.ema_warmup!r}; allowed: {', '.join(EMA_WARMUP)}")
     if recipe.label_hidden_dim is not None and recipe.mode not in ("time_sum", "cross_attention"):
         raise ValueError(f"label_hidden_dim={recipe.label_hidden_dim}: recipe {recipe.name!r} ({recipe.mode}) has no "
                          "label MLP with a hidden layer; only the time_sum and cross_attention modes have one")
@@ -246,6 +251,7 @@ def mixed_precision(recipe: Recipe, on_gpu: bool, verbose: bool = True) -> str:
 
 
 TIMESTEP_SAMPLING = ("uniform", "high_noise")
+EMA_WARMUP = ("on", "off")  # the EMA's decay grows to ema_decay, or is ema_decay from the first step
 
 
 def sample_timesteps(how: str, n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:

@@ -513,3 +513,20 @@ def test_bad_step_settings_are_refused_before_any_work(tmp_path, setting, match)
     with pytest.raises(ValueError, match=match):
         run(tmp_path / "run", **setting)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_warm_restart_without_ema_warmup_keeps_the_average_it_starts_from(tmp_path):
+    # ema_decay 1: an average that never moves. With the warm-up the first updates copy the trained weights
+    # (decay 0 at the first step); without it the run's weights stay exactly the start's.
+    run(tmp_path / "first", resume=False)
+    first = load_pipeline(tmp_path / "first")
+    start = Denoiser(first.unet, first.label_encoder).state_dict()
+    for warmup, same in [("off", True), ("on", False)]:
+        summary = train(TINY.with_overrides(ema_decay=1.0, ema_warmup=warmup), tmp_path / warmup, progress=False,
+                        init_from=tmp_path / "first")
+        pipe = load_pipeline(tmp_path / warmup)
+        after = Denoiser(pipe.unet, pipe.label_encoder).state_dict()
+        assert all(torch.equal(after[k], start[k]) for k in start) == same, warmup
+        assert summary["recipe"]["ema_warmup"] == warmup
+    with pytest.raises(ValueError, match="ema_warmup='sometimes'; allowed: on, off"):
+        train(TINY.with_overrides(ema_warmup="sometimes"), tmp_path / "bad", progress=False)

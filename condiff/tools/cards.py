@@ -29,7 +29,7 @@ EVALUATOR_TITLE = "Scene evaluator (a classifier with a presence head and a per-
 SHIPPED_FILES = (str(INDEX), "unet", "label_encoder", "scheduler", "history.json", "training.json",
                  "config.json", "diffusion_pytorch_model.safetensors")
 RECIPE_FACTS = ("mode", "beta_schedule", "block_out_channels", "batch_size", "learning_rate", "label_dropout",
-                "ema_decay", "snr_gamma", "timestep_sampling", "time_scale_shift", "label_hidden_dim")
+                "ema_decay", "ema_warmup", "snr_gamma", "timestep_sampling", "time_scale_shift", "label_hidden_dim")
 
 
 def store_sampling(path: str | Path, guidance_scale: float, sampler: str | None = None,

@@ -34,7 +34,7 @@ from ..pipeline import SCHEDULERS, load_pipeline, make_scheduler
 from ..plotting import image_grid
 from ..recipes import RECIPES, get_recipe
 from ..runfolder import RunFolder, file_in_the_way, latest_checkpoint, set_aside, shipped_reason
-from ..train import COMPILE_MODES, RUN_SETTINGS, TIMESTEP_SAMPLING, train
+from ..train import COMPILE_MODES, EMA_WARMUP, RUN_SETTINGS, TIMESTEP_SAMPLING, train
 
 PROG = "python -m condiff"
 TRAIN_FLAGS = {"max_steps": "--max-steps", **RUN_SETTINGS}  # what changes what a run learns: its reproduction command
@@ -414,6 +414,9 @@ def build_parser(description: str = __doc__) -> tuple[argparse.ArgumentParser, a
     p.add_argument("--label-hidden-dim", type=positive,
                    help="hidden width of the label MLP (time_sum, cross_attention; default: its output width); "
                         "with --init-from, a wider one than the start's keeps what the start computes")
+    p.add_argument("--ema-warmup", choices=EMA_WARMUP,
+                   help="off: the weights' average decays at the recipe's ema_decay from the first step, so a warm "
+                        "restart keeps the average it starts from (default: the recipe's, on: the decay grows)")
     p.add_argument("--snapshot-every", type=whole(0), default=0,
                    help="also keep the EMA pipeline every N steps in OUT/snapshots/ (accuracy-over-time curves)")
     p.add_argument("--note", help="a line for training.json and the weights card, e.g. how the machine was shared")
