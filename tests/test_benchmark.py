@@ -63,6 +63,13 @@ def test_a_warm_restarts_curve_is_kept_in_weights_and_shown(tmp_path):
     record_warm_restart(runs / "again", rows, weights)  # scored again: replaced, not added
     kept = json.loads((weights / "training_curves.json").read_text())
     assert kept["warm_restarts"][tiny.name] == {"2": {"command": "", "note": "", "rows": rows}}
+    # Another run from the same weights (the first held back): kept beside it, not written over it.
+    train(tiny, runs / "other", progress=False, snapshot_every=tiny.max_steps, init_from=runs / "time_sum",
+          note="another try")
+    record_warm_restart(runs / "other", rows[:1], weights)
+    record_warm_restart(runs / "other", rows[:1], weights)  # scored again: replaced
+    both = json.loads((weights / "training_curves.json").read_text())["warm_restarts"][tiny.name]
+    assert list(both) == ["2", "2b"] and both["2"]["rows"] == rows and both["2b"]["note"] == "another try"
     assert kept["curves"] == json.loads((WEIGHTS_DIR / "training_curves.json").read_text())["curves"]  # kept
     text = samplers_markdown(weights)
     assert f"| {title(tiny.name)} | 2 | {tiny.max_steps:,} | {2 * tiny.max_steps * tiny.batch_size:,} |" in text

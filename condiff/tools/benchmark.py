@@ -306,11 +306,17 @@ def warm_restart_of(run_dir: str | Path) -> dict:
 
 def record_warm_restart(run_dir: str | Path, rows: list[dict], weights_dir: Path = WEIGHTS_DIR) -> Path:
     """Keep a warm restart's curve (``training_curve``'s rows) in ``weights/training_curves.json``, under
-    ``warm_restarts[MODEL][RUN]`` (RUN = 2 for the first restart); scoring the same run again replaces it."""
+    ``warm_restarts[MODEL][RUN]`` (RUN = 2 for the first restart); scoring the same run (same command and note)
+    again replaces it. Another run from the same weights, after one that was held back, is kept beside it as
+    "8b", "8c", ...: a held-back run's curve is never overwritten."""
     info, path = warm_restart_of(run_dir), weights_dir / "training_curves.json"
     curves = json.loads(path.read_text()) if path.is_file() else {}
     runs = curves.setdefault("warm_restarts", {}).setdefault(info["recipe"]["name"], {})
-    runs[str(len(info["legs"]) + 1)] = {"command": info.get("command", ""), "note": info.get("note", ""), "rows": rows}
+    entry = {"command": info.get("command", ""), "note": info.get("note", ""), "rows": rows}
+    number = str(len(info["legs"]) + 1)
+    key = next(k for k in [number, *(number + c for c in "bcdefghijklmnopqrstuvwxyz")]
+               if k not in runs or (runs[k]["command"], runs[k]["note"]) == (entry["command"], entry["note"]))
+    runs[key] = entry
     atomic_write_text(path, json.dumps(curves, indent=1) + "\n")
     return path
 
